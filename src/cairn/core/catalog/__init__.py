@@ -1,0 +1,57 @@
+"""The catalog: names, tags, records, logs and labels, in SQLite or (later) PostgreSQL.
+
+Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
+each area of cairn has its own query class over the shared engine
+(``catalog.content`` for the content store).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
+from cairn.core.catalog.database import Database, Transaction
+from cairn.core.catalog.migrations import apply_migrations
+from cairn.core.catalog.sqlite import SqliteDatabase
+from cairn.core.errors import InvalidArgumentError
+
+__all__ = [
+    "BlobRow",
+    "Catalog",
+    "ContentCatalog",
+    "Database",
+    "IngestRow",
+    "Transaction",
+    "open_catalog",
+]
+
+
+class Catalog:
+    """One database engine and the query classes of every area that uses it."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.content = ContentCatalog(db)
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_catalog(url: str) -> Catalog:
+    """Open (and migrate) the catalog at ``url``; only ``sqlite://`` so far."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        path = parts.path if not parts.netloc else parts.netloc + parts.path
+        if not path:
+            raise InvalidArgumentError(f"catalog URL {url!r} names no file")
+        db = SqliteDatabase(path)
+    else:
+        raise InvalidArgumentError(
+            f"catalog URL {url!r}: unsupported scheme {parts.scheme!r} (use sqlite:///path)"
+        )
+    apply_migrations(db)
+    return Catalog(db)

@@ -1,0 +1,132 @@
+"""The embedded catalog engine: SQLite in WAL mode, one connection per thread.
+
+WAL lets readers run beside the one writer; ``synchronous=FULL`` makes a
+committed row survive power loss, which the content store's durability promise
+needs (the row is the moment a blob becomes visible). Writers wait up to
+``busy_timeout`` for the write lock and then get UnavailableError.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cairn.core.catalog.database import Row
+from cairn.core.errors import AlreadyExistsError, CairnError, ResourceExhaustedError, UnavailableError
+
+__all__ = ["SqliteDatabase"]
+
+_BUSY_TIMEOUT_MS = 10_000
+
+
+def _translate(exc: sqlite3.Error, path: str) -> CairnError:
+    text = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError):
+        return AlreadyExistsError(f"catalog {path}: {text}")
+    if "locked" in text or "busy" in text:
+        return UnavailableError(f"catalog {path} is busy: {text}")
+    if "full" in text:
+        return ResourceExhaustedError(f"catalog {path}: {text}")
+    return UnavailableError(f"catalog {path}: {text}")
+
+
+class _Tx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+
+class SqliteDatabase:
+    """A :class:`~cairn.core.catalog.database.Database` over one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self.url = f"sqlite://{Path(path).resolve()}"
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn()  # fail early on an unusable path
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+                conn.execute("PRAGMA foreign_keys=ON")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Tx]:
+        conn = self._conn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            yield _Tx(conn)
+        except BaseException as exc:
+            conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self.path) from exc
+            raise
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            conn.execute("ROLLBACK")
+            raise _translate(exc, self.path) from exc
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        try:
+            return self._conn().execute(sql, params).fetchall()
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+    def iterate(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
+        # A dedicated connection, so a caller may write between rows.
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None, timeout=_BUSY_TIMEOUT_MS / 1000)
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        try:
+            cursor = conn.execute(sql, params)
+            while rows := cursor.fetchmany(256):
+                yield from rows
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+        finally:
+            conn.close()
+
+    def executescript(self, script: str) -> None:
+        try:
+            self._conn().executescript(f"BEGIN IMMEDIATE;\n{script};\nCOMMIT;")
+        except sqlite3.Error as exc:
+            if self._conn().in_transaction:
+                self._conn().execute("ROLLBACK")
+            raise _translate(exc, self.path) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()

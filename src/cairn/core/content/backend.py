@@ -1,0 +1,81 @@
+"""What a content backend stores: blob bytes by digest and ingest data by key.
+
+A backend knows nothing of namespaces, labels or refs; those belong to the
+catalog and to :mod:`cairn.core.content.namespaced`, which composes a backend
+with the catalog into a :class:`~cairn.core.content.store.ContentStore`. The
+local-disk backend is :mod:`cairn.core.content.local`; an S3-compatible one
+implements the same two protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Protocol
+
+from cairn.core.content.store import ReaderAt
+from cairn.core.digest import Digest
+
+__all__ = ["BlobBackend", "IngestData"]
+
+
+class IngestData(Protocol):
+    """The open data of one ingest. Not thread-safe: one writer holds it."""
+
+    @property
+    def size(self) -> int: ...
+
+    def append(self, data: bytes | memoryview) -> None:
+        """Add ``data`` at the end; DataLossError on a short write, ResourceExhaustedError when full."""
+        ...
+
+    def truncate(self) -> None:
+        """Discard all data (offset 0)."""
+        ...
+
+    def digest(self, algorithm: str) -> Digest:
+        """The digest of the data so far; re-hashes only if ``algorithm`` is not the running one."""
+        ...
+
+    def publish(self, digest: Digest) -> None:
+        """Make the data durable and store it as blob ``digest`` (idempotent).
+
+        The caller has verified ``digest``. After return the blob survives a crash.
+        """
+        ...
+
+    def close(self) -> None:
+        """Make the data durable and release the handle; the ingest stays resumable."""
+        ...
+
+
+class BlobBackend(Protocol):
+    def blob_size(self, digest: Digest) -> int | None: ...
+
+    def open_blob(self, digest: Digest) -> ReaderAt:
+        """NotFoundError if the backend does not hold ``digest``."""
+        ...
+
+    def remove_blob(self, digest: Digest) -> None: ...
+
+    def iter_blobs(self) -> Iterator[Digest]: ...
+
+    def create_ingest(self, key: str, description: str) -> None:
+        """Create empty, durable data for a new ingest ``key``."""
+        ...
+
+    def open_ingest(self, key: str, algorithm: str) -> IngestData:
+        """Open ingest ``key`` for appending, hashing with ``algorithm``.
+
+        Creates empty data if none exists (an ingest row whose data was lost).
+        """
+        ...
+
+    def ingest_size(self, key: str) -> int: ...
+
+    def ingest_updated_at(self, key: str) -> int | None: ...
+
+    def remove_ingest(self, key: str) -> None: ...
+
+    def ingest_keys(self) -> set[str]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,121 @@
+"""The local-disk content backend: blobs in ``blobs/<alg>/<hex>``, ingests in ``ingest/<key>/``.
+
+Durability (ARCHITECTURE.md principle 5): ingest data is written without
+fsync while streaming, fsynced when a writer closes or commits; a commit links
+the verified data file to its blob name and fsyncs the blob directory before
+the catalog is told. Blob files are read-only (0444) and never rewritten.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from collections.abc import Iterator
+
+from cairn.core.content.local.files import fsync_dir, translate_os_error
+from cairn.core.content.local.ingest import HasherCache, LocalIngestData
+from cairn.core.content.local.reader import FileReader
+from cairn.core.digest import ALGORITHMS, Digest
+from cairn.core.errors import InvalidArgumentError, NotFoundError
+
+__all__ = ["LocalBackend"]
+
+log = logging.getLogger(__name__)
+
+
+class LocalBackend:
+    """A :class:`~cairn.core.content.backend.BlobBackend` under one directory."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.abspath(root)
+        self._blobs = os.path.join(self.root, "blobs")
+        self._ingests = os.path.join(self.root, "ingest")
+        self._hashers = HasherCache()
+        for path in (self._blobs, self._ingests):
+            os.makedirs(path, exist_ok=True)
+
+    # -- blobs ---------------------------------------------------------------
+    def blob_path(self, digest: Digest) -> str:
+        return os.path.join(self._blobs, digest.algorithm, digest.hex)
+
+    def blob_size(self, digest: Digest) -> int | None:
+        try:
+            return os.stat(self.blob_path(digest)).st_size
+        except FileNotFoundError:
+            return None
+
+    def open_blob(self, digest: Digest) -> FileReader:
+        try:
+            return FileReader(self.blob_path(digest))
+        except FileNotFoundError:
+            raise NotFoundError(f"blob {digest} not found in content storage") from None
+        except OSError as exc:
+            raise translate_os_error(exc, f"blob {digest}") from exc
+
+    def remove_blob(self, digest: Digest) -> None:
+        path = self.blob_path(digest)
+        try:
+            os.unlink(path)
+            fsync_dir(os.path.dirname(path))
+        except FileNotFoundError:
+            pass
+
+    def iter_blobs(self) -> Iterator[Digest]:
+        for algorithm in sorted(ALGORITHMS):
+            folder = os.path.join(self._blobs, algorithm)
+            if not os.path.isdir(folder):
+                continue
+            for name in sorted(os.listdir(folder)):
+                try:
+                    yield Digest(algorithm, name)
+                except InvalidArgumentError:
+                    log.warning("ignoring stray file %s in %s", name, folder)
+
+    # -- ingests -------------------------------------------------------------
+    def _ingest_dir(self, key: str) -> str:
+        if not key or "/" in key or key.startswith("."):
+            raise InvalidArgumentError(f"invalid ingest key {key!r}")
+        return os.path.join(self._ingests, key)
+
+    def create_ingest(self, key: str, description: str) -> None:
+        folder = self._ingest_dir(key)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            with open(os.path.join(folder, "ref"), "w") as f:
+                f.write(description)
+            fd = os.open(os.path.join(folder, "data"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.close(fd)
+            fsync_dir(folder)
+            fsync_dir(self._ingests)
+        except OSError as exc:
+            raise translate_os_error(exc, f"ingest {description}") from exc
+
+    def open_ingest(self, key: str, algorithm: str) -> LocalIngestData:
+        folder = self._ingest_dir(key)
+        os.makedirs(folder, exist_ok=True)
+        return LocalIngestData(
+            key, os.path.join(folder, "data"), self.blob_path, self._hashers, algorithm
+        )
+
+    def ingest_size(self, key: str) -> int:
+        try:
+            return os.stat(os.path.join(self._ingest_dir(key), "data")).st_size
+        except FileNotFoundError:
+            return 0
+
+    def ingest_updated_at(self, key: str) -> int | None:
+        try:
+            return os.stat(os.path.join(self._ingest_dir(key), "data")).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def remove_ingest(self, key: str) -> None:
+        self._hashers.drop(key)
+        shutil.rmtree(self._ingest_dir(key), ignore_errors=True)
+
+    def ingest_keys(self) -> set[str]:
+        return set(os.listdir(self._ingests))
+
+    def close(self) -> None:
+        pass

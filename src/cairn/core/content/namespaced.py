@@ -1,0 +1,218 @@
+"""The content store: one backend of bytes, seen through per-namespace names in the catalog.
+
+This is containerd's ``metadata`` content store in cairn's shape. Bytes are
+stored once by the backend; each namespace sees what was committed in it
+(DECISIONS.md content-api 8). Committing bytes another namespace already has
+verifies what the client sent and then only adds a name: nothing is stored
+twice. Delete removes the namespace's name; bytes go when nothing names them
+(garbage collection comes with its own issue; until then they stay).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+
+from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
+from cairn.core.content.backend import BlobBackend
+from cairn.core.content.filters import content_fields, ingest_fields, parse_filters
+from cairn.core.content.locks import RefLocks
+from cairn.core.content.model import Info, Status, validate_labels, validate_namespace
+from cairn.core.content.store import ReaderAt
+from cairn.core.content.writer import IngestWriter
+from cairn.core.digest import Digest
+from cairn.core.errors import (
+    AlreadyExistsError,
+    FailedPreconditionError,
+    InvalidArgumentError,
+    NotFoundError,
+)
+
+__all__ = ["NamespacedStore"]
+
+log = logging.getLogger(__name__)
+
+
+def _info(row: BlobRow) -> Info:
+    return Info(Digest.parse(row.digest), row.size, row.created_at, row.updated_at, dict(row.labels))
+
+
+class NamespacedStore:
+    """A :class:`~cairn.core.content.store.ContentStore` over a backend and the catalog."""
+
+    def __init__(self, backend: BlobBackend, catalog: ContentCatalog) -> None:
+        self.backend = backend
+        self._catalog = catalog
+        self._locks = RefLocks()
+
+    # -- lifecycle -----------------------------------------------------------
+    def recover(self) -> int:
+        """Remove ingest data no catalog row owns (left by a crash after commit); returns the count."""
+        owned = self._catalog.ingest_keys()
+        stray = self.backend.ingest_keys() - owned
+        for key in stray:
+            log.info("removing leftover ingest data %s", key)
+            self.backend.remove_ingest(key)
+        return len(stray)
+
+    def close(self) -> None:
+        self.backend.close()
+
+    # -- Provider --------------------------------------------------------------
+    def reader_at(self, namespace: str, digest: Digest) -> ReaderAt:
+        validate_namespace(namespace)
+        if self._catalog.blob_size(namespace, str(digest)) is None:
+            raise self._not_found(namespace, digest)
+        return self.backend.open_blob(digest)
+
+    # -- Manager ---------------------------------------------------------------
+    def info(self, namespace: str, digest: Digest) -> Info:
+        validate_namespace(namespace)
+        row = self._catalog.get_blob(namespace, str(digest))
+        if row is None:
+            raise self._not_found(namespace, digest)
+        return _info(row)
+
+    def update(
+        self, namespace: str, digest: Digest, labels: Mapping[str, str], paths: Sequence[str]
+    ) -> Info:
+        validate_namespace(namespace)
+        for path in paths:
+            if path != "labels" and not path.startswith("labels."):
+                raise InvalidArgumentError(
+                    f'cannot update "{path}" field on content info "{digest}": '
+                    "only labels can change"
+                )
+        validate_labels(labels)
+
+        def change(current: dict[str, str]) -> dict[str, str]:
+            if not paths or "labels" in paths:
+                return validate_labels(labels)
+            for path in paths:
+                key = path[len("labels.") :]
+                value = labels.get(key, "")
+                if value:
+                    current[key] = value
+                else:
+                    current.pop(key, None)
+            return validate_labels(current)
+
+        row = self._catalog.change_labels(namespace, str(digest), change, time.time_ns())
+        if row is None:
+            raise self._not_found(namespace, digest)
+        return _info(row)
+
+    def walk(self, namespace: str, filters: Sequence[str] = ()) -> Iterator[Info]:
+        validate_namespace(namespace)
+        selector = parse_filters(filters)
+        for row in self._catalog.iter_blobs(namespace):
+            if selector.match(content_fields(row.digest, row.labels)):
+                yield _info(row)
+
+    def delete(self, namespace: str, digest: Digest) -> None:
+        validate_namespace(namespace)
+        if not self._catalog.delete_blob(namespace, str(digest)):
+            raise self._not_found(namespace, digest)
+
+    # -- IngestManager ---------------------------------------------------------
+    def status(self, namespace: str, ref: str) -> Status:
+        validate_namespace(namespace)
+        row = self._catalog.get_ingest(namespace, ref)
+        if row is None:
+            raise self._ref_not_found(namespace, ref)
+        return self._status(row)
+
+    def list_statuses(self, namespace: str, filters: Sequence[str] = ()) -> list[Status]:
+        validate_namespace(namespace)
+        selector = parse_filters(filters)
+        return [
+            self._status(row)
+            for row in self._catalog.list_ingests(namespace)
+            if selector.match(ingest_fields(row.ref))
+        ]
+
+    def abort(self, namespace: str, ref: str) -> None:
+        validate_namespace(namespace)
+        self._locks.acquire(namespace, ref)
+        try:
+            row = self._catalog.delete_ingest(namespace, ref)
+            if row is None:
+                raise self._ref_not_found(namespace, ref)
+            self.backend.remove_ingest(row.key)
+        finally:
+            self._locks.release(namespace, ref)
+
+    def _status(self, row: IngestRow) -> Status:
+        updated = self.backend.ingest_updated_at(row.key) or row.started_at
+        return Status(
+            ref=row.ref,
+            offset=self.backend.ingest_size(row.key),
+            total=row.total,
+            started_at=row.started_at,
+            updated_at=max(updated, row.started_at),
+        )
+
+    # -- Ingester --------------------------------------------------------------
+    def writer(
+        self,
+        namespace: str,
+        ref: str,
+        total: int = 0,
+        expected: Digest | None = None,
+    ) -> IngestWriter:
+        validate_namespace(namespace)
+        if not ref:
+            raise InvalidArgumentError("an ingest needs a non-empty ref")
+        if expected is not None and self._catalog.blob_size(namespace, str(expected)) is not None:
+            raise AlreadyExistsError(f"content {expected}: already exists in namespace {namespace}")
+        self._locks.acquire(namespace, ref)
+        try:
+            row = self._open_row(namespace, ref, total, expected)
+            return IngestWriter(
+                row=row,
+                backend=self.backend,
+                catalog=self._catalog,
+                release=lambda: self._locks.release(namespace, ref),
+            )
+        except BaseException:
+            self._locks.release(namespace, ref)
+            raise
+
+    def _open_row(
+        self, namespace: str, ref: str, total: int, expected: Digest | None
+    ) -> IngestRow:
+        row = self._catalog.get_ingest(namespace, ref)
+        if row is None:
+            row = IngestRow(
+                namespace=namespace,
+                ref=ref,
+                key=uuid.uuid4().hex,
+                total=max(total, 0),
+                expected=str(expected) if expected else None,
+                started_at=time.time_ns(),
+            )
+            self.backend.create_ingest(row.key, f"{namespace}/{ref}")
+            self._catalog.create_ingest(row)
+            return row
+        if total > 0 and row.total > 0 and total != row.total:
+            raise FailedPreconditionError(
+                f"ingest {ref!r} in namespace {namespace} was started with total {row.total}, "
+                f"not {total}: resume with total {row.total} or abort it first"
+            )
+        new_expected = str(expected) if expected else row.expected
+        new_total = total if total > 0 else row.total
+        if (new_total, new_expected) != (row.total, row.expected):
+            self._catalog.update_ingest(namespace, ref, total=new_total, expected=new_expected)
+            row = IngestRow(namespace, ref, row.key, new_total, new_expected, row.started_at)
+        return row
+
+    # -- messages --------------------------------------------------------------
+    @staticmethod
+    def _not_found(namespace: str, digest: Digest) -> NotFoundError:
+        return NotFoundError(f"content digest {digest}: not found in namespace {namespace}")
+
+    @staticmethod
+    def _ref_not_found(namespace: str, ref: str) -> NotFoundError:
+        return NotFoundError(f"ingest ref {ref!r}: not found in namespace {namespace}")
