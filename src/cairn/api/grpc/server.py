@@ -1,0 +1,72 @@
+"""cairn's gRPC server: grpcio's synchronous thread-pool server, on TCP and a unix socket.
+
+Measured on this machine kind (specs/measurements.md), the thread-pool server
+beat ``grpc.aio`` on the content API's hot paths (``ctr content get`` issues
+one Read per 32 KiB; ingest is one long Write stream), so the faces here are
+plain blocking code. ``SO_REUSEPORT`` is off so that a second server on the
+same port fails loudly instead of sharing it.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+
+from cairn.api.grpc.content_seed import SeedContentServicer
+from cairn.api.grpc.content_v1 import ContentServicer
+from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as v1_grpc
+from cairn.api.grpc.gen.containerd.v1 import content_pb2_grpc as seed_grpc
+from cairn.api.metrics import Metrics
+from cairn.core.content import ContentStore
+from cairn.core.errors import UnavailableError
+
+__all__ = ["MAX_MESSAGE_BYTES", "GrpcFaces", "build_grpc_server"]
+
+#: containerd and ctr use 16 MiB each way.
+MAX_MESSAGE_BYTES = 16 << 20
+
+
+class GrpcFaces:
+    """The running gRPC server and the event that tells long watches to end."""
+
+    def __init__(self, server: grpc.Server, stopping: threading.Event) -> None:
+        self.server = server
+        self.stopping = stopping
+
+    def stop(self, grace: float) -> None:
+        self.stopping.set()
+        self.server.stop(grace).wait()
+
+
+def build_grpc_server(
+    store: ContentStore,
+    metrics: Metrics,
+    *,
+    tcp: str | None,
+    unix_socket: str | None,
+    workers: int,
+    read_chunk: int,
+) -> GrpcFaces:
+    """Create, bind and start the server; UnavailableError naming the address if a bind fails."""
+    stopping = threading.Event()
+    server = grpc.server(
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    v1_grpc.add_ContentServicer_to_server(ContentServicer(store, metrics, read_chunk), server)
+    seed_grpc.add_ContentServicer_to_server(
+        SeedContentServicer(store, metrics, stopping, read_chunk), server
+    )
+    for address in filter(None, (tcp, f"unix:{unix_socket}" if unix_socket else None)):
+        try:
+            server.add_insecure_port(address)
+        except RuntimeError as exc:
+            raise UnavailableError(f"cannot listen for gRPC on {address}: {exc}") from None
+    server.start()
+    return GrpcFaces(server, stopping)

@@ -1,0 +1,108 @@
+"""One Write stream's rules, shared by the modern and the seed content services.
+
+Both services send the same request fields (the seed's ``expected_size`` and
+``expected_digest`` are the modern ``total`` and ``expected``); only the
+response messages differ, so each servicer turns a :class:`WriteStep` into its
+own response. The rules (content-api.md 4.9 with DECISIONS.md content-api 2
+and 10):
+
+- the first message must name a ref; it opens (or resumes) the ingest;
+- every message may update ``expected`` and ``total``;
+- WRITE/COMMIT with data, or COMMIT, or a non-zero offset, write at ``offset``
+  (offset 0 on a non-empty ingest truncates it only in those cases; a bare
+  offset-0 WRITE reports status);
+- COMMIT verifies and publishes, and ends the stream; so does the seed's ABORT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import IntEnum
+
+from cairn.core.content import ContentStore, Info, Status, Writer
+from cairn.core.digest import Digest
+from cairn.core.errors import InvalidArgumentError
+
+__all__ = ["Action", "WriteSession", "WriteStep"]
+
+
+class Action(IntEnum):
+    STAT = 0
+    WRITE = 1
+    COMMIT = 2
+    ABORT = -1
+
+
+@dataclass(frozen=True, slots=True)
+class WriteStep:
+    """What one request did: the state to report back."""
+
+    action: Action
+    offset: int
+    digest: str
+    status: Status | None
+    committed: Info | None = None
+
+
+class WriteSession:
+    """Holds the writer of one stream; ``close()`` keeps an unfinished ingest resumable."""
+
+    def __init__(self, store: ContentStore, namespace: str) -> None:
+        self._store = store
+        self._namespace = namespace
+        self._writer: Writer | None = None
+        self.finished = False
+        self.bytes_written = 0
+
+    def step(
+        self,
+        action: int,
+        ref: str,
+        total: int,
+        expected: str,
+        offset: int,
+        data: bytes,
+        labels: Mapping[str, str] | None = None,
+    ) -> WriteStep:
+        try:
+            act = Action(action)
+        except ValueError:
+            raise InvalidArgumentError(f"unknown write action {action}") from None
+        expected_digest = Digest.parse(expected) if expected else None
+        writer = self._writer
+        if writer is None:
+            if not ref:
+                raise InvalidArgumentError("first message must have a reference")
+            writer = self._writer = self._store.writer(
+                self._namespace, ref, total=total, expected=expected_digest
+            )
+        else:
+            if expected_digest is not None:
+                writer.set_expected(expected_digest)
+            if total > 0:
+                writer.set_total(total)
+
+        if act is Action.ABORT:
+            self.finished = True
+            writer.abort()
+            return WriteStep(act, 0, "", None)
+        if act is Action.STAT:
+            status = writer.status()
+            return WriteStep(act, status.offset, str(writer.digest()), status)
+
+        if data or act is Action.COMMIT or offset > 0:
+            writer.write(data, offset)
+            self.bytes_written += len(data)
+        if act is Action.COMMIT:
+            status = writer.status()
+            self.finished = True
+            info = writer.commit(size=total, expected=expected_digest, labels=labels)
+            return WriteStep(act, info.size, str(info.digest), status, committed=info)
+        status = writer.status()
+        return WriteStep(act, status.offset, str(writer.digest()), status)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None

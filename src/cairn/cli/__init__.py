@@ -1,0 +1,5 @@
+"""The ``cairn`` command: ``cairn serve`` and the client commands that talk to a running server."""
+
+from cairn.cli.main import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,37 @@
+"""``cairn serve``: flags, each with a ``CAIRN_*`` environment twin resolved by Settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from cairn.server import serve
+from cairn.settings import Settings
+
+__all__ = ["serve_command"]
+
+
+@click.command("serve")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [CAIRN_DATA_DIR; ./.cairn]")
+@click.option("--http-addr", metavar="HOST:PORT", help="HTTP listener [CAIRN_HTTP_ADDR; 127.0.0.1:8090]")
+@click.option("--grpc-addr", metavar="HOST:PORT", help="gRPC listener [CAIRN_GRPC_ADDR; 127.0.0.1:8888]")
+@click.option("--socket", type=click.Path(path_type=Path), help="gRPC unix socket [CAIRN_SOCKET; <data-dir>/cairn.sock]")
+@click.option("--config", type=click.Path(path_type=Path), help="TOML config file [CAIRN_CONFIG]")
+@click.option("--content-url", help="Content backend URL [CAIRN_CONTENT_URL; file://<data-dir>/content]")
+@click.option("--catalog-url", help="Catalog URL [CAIRN_CATALOG_URL; sqlite://<data-dir>/cairn.db]")
+@click.option("--grpc-workers", type=int, help="gRPC worker threads [CAIRN_GRPC_WORKERS; 32]")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
+@click.option(
+    "--insecure-allow-anonymous",
+    is_flag=True,
+    default=None,
+    help="Allow non-loopback listeners without authentication [CAIRN_INSECURE_ALLOW_ANONYMOUS]",
+)
+def serve_command(**flags: object) -> None:
+    """Run the store with all its faces until SIGINT/SIGTERM."""
+    from cairn.cli.main import setup_logging
+
+    settings = Settings.load(flags)
+    setup_logging(settings.log_level)
+    serve(settings)

@@ -1,0 +1,182 @@
+"""Every knob of ``cairn serve``, resolved once: defaults < config file < ``CAIRN_*`` < flags.
+
+The config file is TOML with the same names as the flags (``data_dir``,
+``http_addr``, ``grpc_addr``, ``socket``, ...); the environment twin of a
+setting is ``CAIRN_`` plus its upper-cased name. Nothing else in cairn reads
+``os.environ``: the server hands parts of the frozen :class:`Settings` down.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from cairn.core.errors import InvalidArgumentError
+
+__all__ = ["Address", "Settings", "parse_address"]
+
+ENV_PREFIX = "CAIRN_"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    @property
+    def is_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(text: str, what: str) -> Address:
+    """``HOST:PORT`` or ``[IPv6]:PORT``."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise InvalidArgumentError(f"{what} {text!r} is not HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return Address(host, int(port))
+
+
+def _as_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise InvalidArgumentError(f"setting {name}: {value!r} is not a boolean")
+
+
+def _as_int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"setting {name}: {value!r} is not an integer") from None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The resolved configuration of one server process."""
+
+    data_dir: Path = Path(".cairn")
+    http_addr: Address = Address("127.0.0.1", 8090)
+    grpc_addr: Address = Address("127.0.0.1", 8888)
+    #: unix socket for gRPC (what ``ctr --address`` takes); default ``<data_dir>/cairn.sock``
+    socket: Path | None = None
+    #: content backend URL; default ``file://<data_dir>/content``
+    content_url: str = ""
+    #: catalog URL; default ``sqlite://<data_dir>/cairn.db``
+    catalog_url: str = ""
+    insecure_allow_anonymous: bool = False
+    grpc_workers: int = 32
+    read_chunk_bytes: int = 1 << 20
+    log_level: str = "info"
+    config: Path | None = None
+
+    @property
+    def socket_path(self) -> Path:
+        return self.socket if self.socket is not None else self.data_dir / "cairn.sock"
+
+    @property
+    def content(self) -> str:
+        return self.content_url or f"file://{(self.data_dir / 'content').resolve()}"
+
+    @property
+    def catalog(self) -> str:
+        return self.catalog_url or f"sqlite://{(self.data_dir / 'cairn.db').resolve()}"
+
+    @property
+    def auth_configured(self) -> bool:
+        """Whether any authentication is set up (users arrive with the registry face)."""
+        return False
+
+    def check_binding(self) -> None:
+        """Refuse non-loopback listeners without authentication unless explicitly allowed."""
+        open_to_network = [str(a) for a in (self.http_addr, self.grpc_addr) if not a.is_loopback]
+        if open_to_network and not self.auth_configured and not self.insecure_allow_anonymous:
+            raise InvalidArgumentError(
+                f"refusing to listen on {', '.join(open_to_network)} without authentication: "
+                "anyone on the network could read and write. Bind to 127.0.0.1/::1, or pass "
+                "--insecure-allow-anonymous if that is really what you want"
+            )
+
+    @classmethod
+    def load(
+        cls, flags: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Resolve settings from ``flags`` (None values are unset) and ``environ`` (default: os.environ)."""
+        environ = os.environ if environ is None else environ
+        flags = {k: v for k, v in (flags or {}).items() if v is not None}
+        names = {f.name for f in fields(cls)}
+        unknown = set(flags) - names
+        if unknown:
+            raise InvalidArgumentError(f"unknown settings: {', '.join(sorted(unknown))}")
+
+        config_path = flags.get("config") or environ.get(ENV_PREFIX + "CONFIG")
+        raw: dict[str, Any] = {}
+        if config_path:
+            raw.update(_read_config(Path(config_path), names))
+            raw["config"] = config_path
+        for name in names:
+            env = environ.get(ENV_PREFIX + name.upper())
+            if env is not None and env != "":
+                raw[name] = env
+        raw.update(flags)
+        return cls._from_raw(raw)
+
+    @classmethod
+    def _from_raw(cls, raw: Mapping[str, Any]) -> Settings:
+        values: dict[str, Any] = {}
+        for name, value in raw.items():
+            if name in ("data_dir",):
+                values[name] = Path(value)
+            elif name in ("socket", "config"):
+                values[name] = Path(value) if value else None
+            elif name == "http_addr":
+                values[name] = value if isinstance(value, Address) else parse_address(str(value), "--http-addr")
+            elif name == "grpc_addr":
+                values[name] = value if isinstance(value, Address) else parse_address(str(value), "--grpc-addr")
+            elif name == "insecure_allow_anonymous":
+                values[name] = _as_bool(value, name)
+            elif name in ("grpc_workers", "read_chunk_bytes"):
+                values[name] = _as_int(value, name)
+                if values[name] <= 0:
+                    raise InvalidArgumentError(f"setting {name} must be positive, not {value}")
+            elif name == "log_level":
+                level = str(value).lower()
+                if level not in ("debug", "info", "warning", "error"):
+                    raise InvalidArgumentError(f"setting log_level: {value!r} is not a log level")
+                values[name] = level
+            else:
+                values[name] = str(value)
+        return cls(**values)
+
+
+def _read_config(path: Path, names: set[str]) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise InvalidArgumentError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidArgumentError(f"config file {path}: {exc}") from None
+    flat = {key.replace("-", "_"): value for key, value in data.items()}
+    unknown = set(flat) - names
+    if unknown:
+        raise InvalidArgumentError(f"config file {path}: unknown settings {', '.join(sorted(unknown))}")
+    return flat
