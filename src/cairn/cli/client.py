@@ -1,0 +1,437 @@
+"""A small blocking client of containerd's content API, as cairn serves it.
+
+The ``cairn content`` commands use it, and so can benchmarks and scripts: one
+method per RPC, plain protobuf messages back, and failures raised in cairn's
+own error vocabulary (the inverse of :data:`cairn.api.grpc.errors.CODES`), so
+callers never see a ``grpc.RpcError``.
+
+It is not a second store: no retries, no caching, no local verification of
+blobs (``cairn content get`` verifies what it streams; see ``content.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
+
+import grpc
+
+from cairn.api.grpc.errors import CODES
+from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
+from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
+from cairn.core.errors import (
+    CairnError,
+    DataLossError,
+    FailedPreconditionError,
+    UnavailableError,
+)
+
+__all__ = ["MAX_MESSAGE_BYTES", "ByteSource", "ContentClient", "grpc_target"]
+
+#: containerd and ctr use 16 MiB each way; so does ``cairn serve``.
+MAX_MESSAGE_BYTES = 16 << 20
+NAMESPACE_HEADER = "containerd-namespace"
+
+_ERRORS: dict[grpc.StatusCode, type[CairnError]] = {code: cls for cls, code in CODES.items()}
+#: How grpc-core words "nothing listens there" (as opposed to a server's own UNAVAILABLE).
+_CONNECT_FAILURES = (
+    "failed to connect to all addresses",
+    "errors resolving",
+    "dns resolution failed",
+    "connection refused",
+    "socket closed",
+    "connection reset",
+)
+
+
+class ByteSource(Protocol):
+    """What :meth:`ContentClient.ingest` reads: any binary file object, a pipe, a socket file."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+@runtime_checkable
+class _Seekable(Protocol):
+    def seekable(self) -> bool: ...
+
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
+
+    def tell(self) -> int: ...
+
+
+def grpc_target(server: str) -> str:
+    """The grpcio target for a user's ``--server``: a unix socket path, ``unix:PATH`` or HOST:PORT."""
+    if server.startswith("unix:"):
+        path = server[len("unix:") :]
+        if path.startswith("//"):
+            return server  # unix:///abs/path is already a grpc target
+        return f"unix:{os.path.abspath(path)}"
+    if "/" in server:
+        return f"unix:{os.path.abspath(server)}"
+    return server
+
+
+class ContentClient:
+    """A connection to one server's ``containerd.services.content.v1.Content`` in one namespace.
+
+    Every method blocks until the server answers (or ``timeout`` seconds pass,
+    per call; ``None`` waits as long as it takes) and raises only
+    :class:`~cairn.core.errors.CairnError` subclasses. Thread-safe like a
+    grpcio channel; ``close()`` is idempotent.
+    """
+
+    def __init__(self, server: str, namespace: str = "default", timeout: float | None = None) -> None:
+        self.server = server
+        self.namespace = namespace
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(
+            grpc_target(server),
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = pb_grpc.ContentStub(self._channel)
+        self._metadata = ((NAMESPACE_HEADER, namespace),)
+        self._closed = False
+
+    # -- Manager -------------------------------------------------------------
+    def info(self, digest: str) -> pb.Info:
+        """The blob's Info; NotFoundError when the namespace has no such blob."""
+        try:
+            response = self._stub.Info(
+                pb.InfoRequest(digest=digest), timeout=self.timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        info: pb.Info = response.info
+        return info
+
+    def list(self, filters: Sequence[str] = ()) -> Iterator[pb.Info]:
+        """Every blob of the namespace matching any of ``filters`` (containerd syntax), streamed."""
+        call = self._stub.List(
+            pb.ListContentRequest(filters=list(filters)), timeout=self.timeout, metadata=self._metadata
+        )
+        try:
+            for response in call:
+                yield from response.info
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
+
+    def update_labels(
+        self, digest: str, set_labels: Mapping[str, str], delete: Sequence[str] = ()
+    ) -> pb.Info:
+        """Set and delete single labels (mask paths ``labels.<key>``); returns the updated Info.
+
+        Other labels stay as they are. With nothing to change this is :meth:`info`.
+        A key both set and deleted is deleted.
+        """
+        removed = set(delete)
+        labels = {k: v for k, v in set_labels.items() if k not in removed}
+        paths = [f"labels.{key}" for key in labels] + [f"labels.{key}" for key in sorted(removed)]
+        if not paths:
+            return self.info(digest)
+        request = pb.UpdateRequest(info=pb.Info(digest=digest, labels=labels))
+        request.update_mask.paths.extend(paths)
+        try:
+            response = self._stub.Update(request, timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        info: pb.Info = response.info
+        return info
+
+    def delete(self, digest: str) -> None:
+        """Remove the blob from the namespace; NotFoundError when it has no such blob."""
+        try:
+            self._stub.Delete(
+                pb.DeleteContentRequest(digest=digest), timeout=self.timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+
+    # -- Provider ------------------------------------------------------------
+    def read(self, digest: str, offset: int = 0, size: int = 0) -> Iterator[bytes]:
+        """The bytes of ``[offset, offset+size)`` (``size`` 0: to the end) in one Read RPC, as chunks.
+
+        Stopping early cancels the RPC. The bytes are not verified here.
+        """
+        call = self._stub.Read(
+            pb.ReadContentRequest(digest=digest, offset=offset, size=size),
+            timeout=self.timeout,
+            metadata=self._metadata,
+        )
+        try:
+            for response in call:
+                yield response.data
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
+
+    # -- IngestManager -------------------------------------------------------
+    def statuses(self, filters: Sequence[str] = ()) -> list[pb.Status]:
+        """The active ingests of the namespace whose ref matches any of ``filters``."""
+        try:
+            response = self._stub.ListStatuses(
+                pb.ListStatusesRequest(filters=list(filters)),
+                timeout=self.timeout,
+                metadata=self._metadata,
+            )
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        return list(response.statuses)
+
+    def status(self, ref: str) -> pb.Status:
+        """The active ingest ``ref``; NotFoundError when there is none."""
+        try:
+            response = self._stub.Status(
+                pb.StatusRequest(ref=ref), timeout=self.timeout, metadata=self._metadata
+            )
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        status: pb.Status = response.status
+        return status
+
+    def abort(self, ref: str) -> None:
+        """Drop the active ingest ``ref`` and its data; NotFoundError when there is none."""
+        try:
+            self._stub.Abort(pb.AbortRequest(ref=ref), timeout=self.timeout, metadata=self._metadata)
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+
+    # -- Ingester ------------------------------------------------------------
+    def ingest(
+        self,
+        ref: str,
+        source: ByteSource,
+        *,
+        total: int = 0,
+        expected: str = "",
+        labels: Mapping[str, str] | None = None,
+        chunk_size: int = 4 << 20,
+        progress: Callable[[int], None] | None = None,
+    ) -> pb.WriteContentResponse:
+        """Write ``source`` to the ingest ``ref`` and commit it, in one Write stream.
+
+        The stream opens with STAT. If the ingest already holds bytes (an
+        earlier stream ended without commit), the source is advanced past
+        them, by seeking when it is seekable, otherwise by reading them (and
+        checking they hash to what the server holds), and only the rest is
+        sent. Then WRITE messages of ``chunk_size`` bytes, then COMMIT with
+        ``total``, ``expected`` and ``labels``. At most a few chunks are in
+        memory at any time. ``progress(bytes the ingest holds)`` is called
+        after each chunk the server acknowledged.
+
+        Returns the COMMIT response (``digest``, ``offset`` = size). Raises
+        AlreadyExistsError when ``expected`` or the result already exists in
+        the namespace, FailedPreconditionError on a size or digest mismatch
+        (the ingest stays, resumable), UnavailableError when another writer
+        holds ``ref``. If reading ``source`` fails, the stream ends without
+        commit (the ingest stays resumable) and that error is re-raised.
+        """
+        stream = _WriteStream(ref, source, total, expected, labels or {}, chunk_size)
+        call = self._stub.Write(stream.requests(), timeout=self.timeout, metadata=self._metadata)
+        try:
+            opened = next(call, None)
+            if opened is None:
+                raise DataLossError(f"the server ended the Write stream of ingest {ref!r} at once")
+            stream.resume_at(opened.offset, opened.digest)
+            if opened.offset and progress is not None:
+                progress(opened.offset)
+            for response in call:
+                if response.action == pb.COMMIT:
+                    stream.check_commit(response)
+                    return response
+                stream.check_write(response)
+                if progress is not None:
+                    progress(response.offset)
+        except grpc.RpcError as exc:
+            if stream.failure is not None:
+                raise stream.failure from None
+            raise self._error(exc) from None
+        finally:
+            stream.stop()
+            call.cancel()
+        if stream.failure is not None:
+            raise stream.failure
+        raise DataLossError(f"the server ended the Write stream of ingest {ref!r} before the commit")
+
+    # -- lifetime ------------------------------------------------------------
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._channel.close()
+
+    def __enter__(self) -> ContentClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- errors --------------------------------------------------------------
+    def _error(self, exc: grpc.RpcError) -> CairnError:
+        """The vocabulary error for a failed call (a grpc.Call carries code and details)."""
+        call: Any = exc
+        code: grpc.StatusCode = call.code()
+        details: str = call.details() or code.name
+        if code is grpc.StatusCode.UNAVAILABLE and any(
+            marker in details.lower() for marker in _CONNECT_FAILURES
+        ):
+            reason = details.rsplit(": ", 1)[-1].strip(" []")
+            return UnavailableError(
+                f"no server answers at {self.server} ({reason}); start `cairn serve` "
+                "or point --server/CAIRN_SERVER at a running one"
+            )
+        if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+            return UnavailableError(
+                f"no answer from {self.server} within {self.timeout}s (--timeout)"
+            )
+        if code is grpc.StatusCode.CANCELLED:
+            return UnavailableError(f"the call to {self.server} was cancelled: {details}")
+        if code is grpc.StatusCode.UNIMPLEMENTED:
+            details = f"{self.server} does not serve this call ({details})"
+        cls = _ERRORS.get(code, CairnError)
+        if cls is CairnError:
+            return CairnError(f"server error ({code.name}): {details}")
+        return cls(details)
+
+
+class _WriteStream:
+    """The request side of one Write stream, run by grpcio's sending thread.
+
+    The generator yields STAT, then waits for :meth:`resume_at` (the caller's
+    reading of the STAT response) before it reads the source, so it knows
+    where to start. grpcio sends one message at a time, so memory stays at a
+    couple of chunks.
+    """
+
+    def __init__(
+        self,
+        ref: str,
+        source: ByteSource,
+        total: int,
+        expected: str,
+        labels: Mapping[str, str],
+        chunk_size: int,
+    ) -> None:
+        self._ref = ref
+        self._source = source
+        self._total = total
+        self._expected = expected
+        self._labels = dict(labels)
+        self._chunk_size = chunk_size
+        self._start: queue.Queue[tuple[int, str] | None] = queue.Queue()
+        self._started = False
+        self._stopped = threading.Event()
+        self._ends: deque[int] = deque()  # end offsets of the WRITEs sent, in order
+        self.failure: BaseException | None = None
+
+    def resume_at(self, offset: int, digest: str) -> None:
+        self._started = True
+        self._start.put((offset, digest))
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if not self._started:
+            self._started = True
+            self._start.put(None)
+
+    def check_write(self, response: pb.WriteContentResponse) -> None:
+        end = self._ends.popleft() if self._ends else response.offset
+        if response.offset != end:
+            raise DataLossError(
+                f"ingest {self._ref!r}: the server holds {response.offset} bytes after a write "
+                f"that should end at {end}"
+            )
+
+    def check_commit(self, response: pb.WriteContentResponse) -> None:
+        if self._total and response.offset != self._total:
+            raise DataLossError(
+                f"ingest {self._ref!r}: committed {response.offset} bytes, expected {self._total}"
+            )
+        if self._expected and response.digest != self._expected:
+            raise DataLossError(
+                f"ingest {self._ref!r}: committed {response.digest}, expected {self._expected}"
+            )
+
+    def requests(self) -> Iterator[pb.WriteContentRequest]:
+        yield pb.WriteContentRequest(
+            action=pb.STAT, ref=self._ref, total=self._total, expected=self._expected
+        )
+        start = self._start.get()
+        if start is None:
+            return
+        offset, held_digest = start
+        try:
+            self._skip(offset, held_digest)
+        except Exception as exc:  # noqa: BLE001 - re-raised by ingest() after the stream ends
+            self.failure = exc
+            return
+        while not self._stopped.is_set():
+            try:
+                data = self._source.read(self._chunk_size)
+            except Exception as exc:  # noqa: BLE001 - re-raised by ingest() after the stream ends
+                self.failure = exc
+                return  # half-close without COMMIT: the ingest stays resumable
+            if not data:
+                break
+            self._ends.append(offset + len(data))
+            yield pb.WriteContentRequest(action=pb.WRITE, offset=offset, data=data)
+            offset += len(data)
+        if self._stopped.is_set():
+            return
+        yield pb.WriteContentRequest(
+            action=pb.COMMIT,
+            offset=offset,
+            total=self._total,
+            expected=self._expected,
+            labels=self._labels,
+        )
+
+    def _skip(self, offset: int, held_digest: str) -> None:
+        """Advance the source past the ``offset`` bytes the ingest already holds."""
+        if offset <= 0:
+            return
+        source = self._source
+        if isinstance(source, _Seekable) and source.seekable():
+            here = source.tell()
+            end = source.seek(0, io.SEEK_END)
+            if end - here < offset:
+                raise self._short_source(offset, end - here)
+            source.seek(here + offset, io.SEEK_SET)
+            return
+        algorithm, _, _ = held_digest.partition(":")
+        hasher = hashlib.new(algorithm) if algorithm in ("sha256", "sha512") else None
+        left = offset
+        while left:
+            data = source.read(min(left, self._chunk_size))
+            if not data:
+                raise self._short_source(offset, offset - left)
+            if hasher is not None:
+                hasher.update(data)
+            left -= len(data)
+        if hasher is not None and f"{algorithm}:{hasher.hexdigest()}" != held_digest:
+            raise FailedPreconditionError(
+                f"ingest {self._ref!r} holds {offset} bytes that differ from the first {offset} "
+                f"bytes of the source; abort it (cairn content abort {self._ref}) to start over"
+            )
+
+    def _short_source(self, offset: int, available: int) -> FailedPreconditionError:
+        return FailedPreconditionError(
+            f"ingest {self._ref!r} already holds {offset} bytes but the source has only "
+            f"{available}; abort it (cairn content abort {self._ref}) to start over"
+        )
