@@ -94,6 +94,7 @@ class Server:
         return cpu_seconds(self.pid)
 
     def _spawn(self, command: list[str], env: dict[str, str] | None = None) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 command,

@@ -44,7 +44,7 @@ def generate(out: Path) -> None:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     top_level = sorted({Path(s).parts[0] for s in sources})
-    pattern = re.compile(rf"^(from|import) ({'|'.join(map(re.escape, top_level))})(\.|\b)", re.M)
+    pattern = re.compile(rf"^(from|import) ({'|'.join(map(re.escape, top_level))})(\.|\b)", re.MULTILINE)
     for path in sorted(out.rglob("*.py*")):
         text = path.read_text()
         text = pattern.sub(lambda m: f"{m[1]} {PACKAGE}.{m[2]}{m[3]}", text)

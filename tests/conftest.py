@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -68,8 +69,20 @@ class CairnServer:
 
     def start(self) -> None:
         self.log_path = self.data_dir.parent / f"serve-{int(time.time() * 1000)}.log"
-        log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
+        with open(self.log_path, "wb") as log:
+            self.proc = self._spawn(log)
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"cairn serve exited {self.proc.returncode}:\n{self.log()}")
+            if self.socket.exists() and self._healthy():
+                return
+            time.sleep(0.05)
+        self.kill()
+        raise RuntimeError(f"cairn serve did not become ready:\n{self.log()}")
+
+    def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 *cairn_command(),
                 "serve",
@@ -82,16 +95,6 @@ class CairnServer:
             stderr=subprocess.STDOUT,
             env={k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
         )
-        log.close()
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"cairn serve exited {self.proc.returncode}:\n{self.log()}")
-            if self.socket.exists() and self._healthy():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"cairn serve did not become ready:\n{self.log()}")
 
     def _healthy(self) -> bool:
         try:

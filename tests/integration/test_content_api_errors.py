@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
-from google.protobuf.field_mask_pb2 import FieldMask
 from tests.conftest import CairnServer
 
 NS = (("containerd-namespace", "default"),)

@@ -23,9 +23,9 @@ def ctr(server: CairnServer, *args: str, ns: str = "default", stdin: bytes | Pat
     command = [require_binary("ctr"), "--address", str(server.socket), "-n", ns, "--timeout", "30s", *args]
     if isinstance(stdin, Path):
         with stdin.open("rb") as f:
-            result = subprocess.run(command, stdin=f, capture_output=True, timeout=timeout)
+            result = subprocess.run(command, stdin=f, capture_output=True, timeout=timeout, check=False)
     else:
-        result = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout)
+        result = subprocess.run(command, input=stdin, capture_output=True, timeout=timeout, check=False)
     if check and result.returncode != 0:
         raise AssertionError(
             f"ctr {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}"

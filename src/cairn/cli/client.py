@@ -11,6 +11,7 @@ blobs (``cairn content get`` verifies what it streams; see ``content.py``).
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import io
 import os
@@ -19,7 +20,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 import grpc
 
@@ -98,7 +99,7 @@ class ContentClient:
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ],
         )
-        self._stub = pb_grpc.ContentStub(self._channel)
+        self._stub: Any = pb_grpc.ContentStub(self._channel)  # type: ignore[no-untyped-call]
         self._metadata = ((NAMESPACE_HEADER, namespace),)
         self._closed = False
 
@@ -178,7 +179,7 @@ class ContentClient:
             call.cancel()
 
     # -- IngestManager -------------------------------------------------------
-    def statuses(self, filters: Sequence[str] = ()) -> list[pb.Status]:
+    def statuses(self, filters: Sequence[str] = ()) -> builtins.list[pb.Status]:
         """The active ingests of the namespace whose ref matches any of ``filters``."""
         try:
             response = self._stub.ListStatuses(
@@ -250,7 +251,8 @@ class ContentClient:
             for response in call:
                 if response.action == pb.COMMIT:
                     stream.check_commit(response)
-                    return response
+                    committed: pb.WriteContentResponse = response
+                    return committed
                 stream.check_write(response)
                 if progress is not None:
                     progress(response.offset)
@@ -271,7 +273,7 @@ class ContentClient:
             self._closed = True
             self._channel.close()
 
-    def __enter__(self) -> ContentClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -427,11 +429,11 @@ class _WriteStream:
         if hasher is not None and f"{algorithm}:{hasher.hexdigest()}" != held_digest:
             raise FailedPreconditionError(
                 f"ingest {self._ref!r} holds {offset} bytes that differ from the first {offset} "
-                f"bytes of the source; abort it (cairn content abort {self._ref}) to start over"
+                "bytes of the source"
             )
 
     def _short_source(self, offset: int, available: int) -> FailedPreconditionError:
         return FailedPreconditionError(
             f"ingest {self._ref!r} already holds {offset} bytes but the source has only "
-            f"{available}; abort it (cairn content abort {self._ref}) to start over"
+            f"{available}"
         )

@@ -12,6 +12,8 @@ import sys
 import click
 
 from cairn import __version__
+from cairn.cli.content import content_group
+from cairn.cli.health import health_command
 from cairn.cli.serve import serve_command
 from cairn.core.errors import CairnError
 
@@ -25,6 +27,8 @@ def cli() -> None:
 
 
 cli.add_command(serve_command)
+cli.add_command(content_group)
+cli.add_command(health_command)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cairn.core.errors import InvalidArgumentError
 
@@ -29,13 +29,14 @@ _HEX = re.compile(r"^[a-f0-9]+$")
 class Hasher(Protocol):
     """What hashlib objects offer and cairn relies on."""
 
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def update(self, data: bytes | bytearray | memoryview, /) -> None: ...
 
     def hexdigest(self) -> str: ...
 
-    def copy(self) -> Hasher: ...
+    def copy(self) -> Any: ...
 
 
 def new_hasher(algorithm: str = "sha256") -> Hasher:

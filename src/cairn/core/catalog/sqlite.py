@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from cairn.core.catalog.database import Row
-from cairn.core.errors import AlreadyExistsError, CairnError, ResourceExhaustedError, UnavailableError
+from cairn.core.errors import (
+    AlreadyExistsError,
+    CairnError,
+    ResourceExhaustedError,
+    UnavailableError,
+)
 
 __all__ = ["SqliteDatabase"]
 

@@ -11,12 +11,18 @@ from urllib.parse import urlsplit
 from cairn.core.catalog import Catalog
 from cairn.core.content.backend import BlobBackend, IngestData
 from cairn.core.content.local import LocalBackend
-from cairn.core.content.model import MAX_LABEL_BYTES, Info, Status, validate_labels, validate_namespace
+from cairn.core.content.model import (
+    MAX_LABEL_BYTES,
+    Info,
+    Status,
+    validate_labels,
+    validate_namespace,
+)
 from cairn.core.content.namespaced import NamespacedStore
 from cairn.core.content.store import (
     ContentStore,
-    IngestManager,
     Ingester,
+    IngestManager,
     Manager,
     Provider,
     ReaderAt,

@@ -41,7 +41,7 @@ _FIELD = re.compile(r"[A-Za-z0-9_]+")
 _OPERATOR = re.compile(r"[=!~]+")
 _OPERATORS = ("==", "!=", "~=")
 _QUOTES = '"/|'
-_SIMPLE_ESCAPES = dict(zip('abfnrtv\\"', '\a\b\f\n\r\t\v\\"'))
+_SIMPLE_ESCAPES = dict(zip('abfnrtv\\"', '\a\b\f\n\r\t\v\\"', strict=True))
 _NUMERIC_ESCAPE = re.compile(r"x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[0-7]{3}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cairn.core.errors import UnavailableError
 
@@ -31,7 +31,7 @@ class RefLocks:
                 self._held[key] = now
                 return
         held_for = (now - since) / 1e9
-        started = datetime.fromtimestamp(since / 1e9, tz=timezone.utc).isoformat()
+        started = datetime.fromtimestamp(since / 1e9, tz=UTC).isoformat()
         raise UnavailableError(
             f"ref {namespace}/{ref} locked for {held_for:.3f}s (since {started}): "
             "another writer holds it"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Self
 
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
 from cairn.core.content.backend import BlobBackend, IngestData
@@ -186,7 +187,7 @@ class IngestWriter:
         finally:
             self._release()
 
-    def __enter__(self) -> IngestWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

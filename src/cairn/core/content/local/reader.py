@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Self
 
 from cairn.core.errors import OutOfRangeError
 
@@ -35,7 +36,7 @@ class FileReader:
             os.close(self._fd)
             self._fd = -1
 
-    def __enter__(self) -> FileReader:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,0 +1,62 @@
+"""Settings precedence: defaults < config file < CAIRN_* environment < flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cairn.core.errors import InvalidArgumentError
+from cairn.settings import Address, Settings, parse_address
+
+
+def test_defaults() -> None:
+    s = Settings.load({}, environ={})
+    assert s.data_dir == Path(".cairn")
+    assert s.http_addr == Address("127.0.0.1", 8090)
+    assert s.grpc_addr == Address("127.0.0.1", 8888)
+    assert s.socket_path == Path(".cairn/cairn.sock")
+    assert s.content.startswith("file:///") and s.content.endswith("/.cairn/content")
+    assert s.catalog.startswith("sqlite:///") and s.catalog.endswith("/.cairn/cairn.db")
+
+
+def test_precedence(tmp_path: Path) -> None:
+    config = tmp_path / "cairn.toml"
+    config.write_text('data_dir = "/from/file"\nhttp_addr = "127.0.0.1:1"\ngrpc-addr = "127.0.0.1:2"\n')
+    env = {"CAIRN_CONFIG": str(config), "CAIRN_HTTP_ADDR": "127.0.0.1:3", "CAIRN_GRPC_ADDR": "127.0.0.1:4"}
+    s = Settings.load({"grpc_addr": "[::1]:5", "data_dir": None}, environ=env)
+    assert s.data_dir == Path("/from/file")  # file beats default; unset flag changes nothing
+    assert s.http_addr == Address("127.0.0.1", 3)  # environment beats file
+    assert s.grpc_addr == Address("::1", 5)  # flag beats environment
+    assert str(s.grpc_addr) == "[::1]:5"
+    assert s.socket_path == Path("/from/file/cairn.sock")
+
+
+def test_bad_values_are_clear() -> None:
+    with pytest.raises(InvalidArgumentError, match="HOST:PORT"):
+        Settings.load({"http_addr": "nonsense"}, environ={})
+    with pytest.raises(InvalidArgumentError, match="does not exist"):
+        Settings.load({"config": "/no/such/file.toml"}, environ={})
+    with pytest.raises(InvalidArgumentError, match="not a boolean"):
+        Settings.load({}, environ={"CAIRN_INSECURE_ALLOW_ANONYMOUS": "maybe"})
+
+
+def test_unknown_config_keys_are_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("data_dri = 'typo'\n")
+    with pytest.raises(InvalidArgumentError, match="data_dri"):
+        Settings.load({"config": str(config)}, environ={})
+
+
+def test_non_loopback_needs_auth_or_explicit_consent() -> None:
+    Settings.load({"http_addr": "[::1]:80", "grpc_addr": "localhost:1"}, environ={}).check_binding()
+    exposed = Settings.load({"http_addr": "0.0.0.0:8090"}, environ={})
+    with pytest.raises(InvalidArgumentError, match="--insecure-allow-anonymous"):
+        exposed.check_binding()
+    Settings.load({"http_addr": "0.0.0.0:8090", "insecure_allow_anonymous": True}, environ={}).check_binding()
+
+
+@pytest.mark.parametrize("text", ["1.2.3.4", ":80", "host:99999", "host:x"])
+def test_parse_address_rejects(text: str) -> None:
+    with pytest.raises(InvalidArgumentError):
+        parse_address(text, "--http-addr")
