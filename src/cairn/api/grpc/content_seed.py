@@ -22,7 +22,7 @@ from cairn.api.grpc.errors import handles_errors
 from cairn.api.grpc.gen.containerd.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.v1 import content_pb2_grpc as pb_grpc
 from cairn.api.grpc.reads import read_range
-from cairn.api.grpc.write_session import WriteSession
+from cairn.api.grpc.write_session import WriteSession, WriteStep, drive_write_stream
 from cairn.api.metrics import Metrics
 from cairn.core.content import ContentStore, Status
 
@@ -102,28 +102,18 @@ class SeedContentServicer(pb_grpc.ContentServicer):
     def Write(
         self, request_iterator: Iterator[pb.WriteRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.WriteResponse]:
-        session = WriteSession(self._store, self._namespace(context))
-        self._metrics.active_writers.inc()
-        try:
-            for request in request_iterator:
-                step = session.step(
-                    request.action,
-                    request.ref,
-                    request.expected_size,
-                    request.expected_digest,
-                    request.offset,
-                    request.data,
-                )
-                self._metrics.content_written_bytes.inc(len(request.data))
-                response = pb.WriteResponse(action=request.action, offset=step.offset, digest=step.digest)
-                if step.status is not None:
-                    response.started_at.CopyFrom(timestamp(step.status.started_at))
-                    response.updated_at.CopyFrom(timestamp(step.status.updated_at))
-                if step.committed is not None:
-                    self._metrics.content_commits.inc()
-                yield response
-                if session.finished:
-                    return
-        finally:
-            self._metrics.active_writers.dec()
-            session.close()
+        def step(session: WriteSession, r: pb.WriteRequest) -> tuple[WriteStep, int]:
+            return (
+                session.step(r.action, r.ref, r.expected_size, r.expected_digest, r.offset, r.data),
+                len(r.data),
+            )
+
+        def respond(request: pb.WriteRequest, step: WriteStep) -> pb.WriteResponse:
+            response = pb.WriteResponse(action=request.action, offset=step.offset, digest=step.digest)
+            if step.status is not None:
+                response.started_at.CopyFrom(timestamp(step.status.started_at))
+                response.updated_at.CopyFrom(timestamp(step.status.updated_at))
+            return response
+
+        namespace = self._namespace(context)
+        yield from drive_write_stream(self._store, namespace, self._metrics, request_iterator, step, respond)

@@ -18,7 +18,7 @@ from cairn.api.grpc.errors import handles_errors
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from cairn.api.grpc.reads import read_range
-from cairn.api.grpc.write_session import WriteSession
+from cairn.api.grpc.write_session import WriteSession, WriteStep, drive_write_stream
 from cairn.api.metrics import Metrics
 from cairn.core.content import ContentStore
 
@@ -97,35 +97,22 @@ class ContentServicer(pb_grpc.ContentServicer):
     def Write(
         self, request_iterator: Iterator[pb.WriteContentRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.WriteContentResponse]:
-        session = WriteSession(self._store, namespace_of(context))
-        self._metrics.active_writers.inc()
-        try:
-            for request in request_iterator:
-                step = session.step(
-                    request.action,
-                    request.ref,
-                    request.total,
-                    request.expected,
-                    request.offset,
-                    request.data,
-                    request.labels,
-                )
-                self._metrics.content_written_bytes.inc(len(request.data))
-                response = pb.WriteContentResponse(
-                    action=request.action, offset=step.offset, digest=step.digest
-                )
-                if step.status is not None:
-                    response.started_at.CopyFrom(timestamp(step.status.started_at))
-                    response.updated_at.CopyFrom(timestamp(step.status.updated_at))
-                    response.total = step.status.total
-                if step.committed is not None:
-                    self._metrics.content_commits.inc()
-                yield response
-                if session.finished:
-                    return
-        finally:
-            self._metrics.active_writers.dec()
-            session.close()
+        def step(session: WriteSession, r: pb.WriteContentRequest) -> tuple[WriteStep, int]:
+            return (
+                session.step(r.action, r.ref, r.total, r.expected, r.offset, r.data, r.labels),
+                len(r.data),
+            )
+
+        def respond(request: pb.WriteContentRequest, step: WriteStep) -> pb.WriteContentResponse:
+            response = pb.WriteContentResponse(action=request.action, offset=step.offset, digest=step.digest)
+            if step.status is not None:
+                response.started_at.CopyFrom(timestamp(step.status.started_at))
+                response.updated_at.CopyFrom(timestamp(step.status.updated_at))
+                response.total = step.status.total
+            return response
+
+        namespace = namespace_of(context)
+        yield from drive_write_stream(self._store, namespace, self._metrics, request_iterator, step, respond)
 
     @handles_errors
     def Abort(self, request: pb.AbortRequest, context: grpc.ServicerContext) -> Empty:

@@ -16,15 +16,20 @@ and 10):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import TypeVar
 
+from cairn.api.metrics import Metrics
 from cairn.core.content import ContentStore, Info, Status, Writer
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgumentError
 
-__all__ = ["Action", "WriteSession", "WriteStep"]
+__all__ = ["Action", "WriteSession", "WriteStep", "drive_write_stream"]
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
 
 
 class Action(IntEnum):
@@ -106,3 +111,34 @@ class WriteSession:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+def drive_write_stream(
+    store: ContentStore,
+    namespace: str,
+    metrics: Metrics,
+    requests: Iterable[Request],
+    step: Callable[[WriteSession, Request], tuple[WriteStep, int]],
+    respond: Callable[[Request, WriteStep], Response],
+) -> Iterator[Response]:
+    """Answer each request of a Write stream with one response until COMMIT or ABORT.
+
+    ``step`` applies one request to the session and returns the step and how
+    many data bytes it carried; ``respond`` builds the service's response.
+    Whatever ends the stream (commit, error, client gone), the writer is
+    closed, so an unfinished ingest stays resumable.
+    """
+    session = WriteSession(store, namespace)
+    metrics.active_writers.inc()
+    try:
+        for request in requests:
+            result, received = step(session, request)
+            metrics.content_written_bytes.inc(received)
+            if result.committed is not None:
+                metrics.content_commits.inc()
+            yield respond(request, result)
+            if session.finished:
+                return
+    finally:
+        metrics.active_writers.dec()
+        session.close()
