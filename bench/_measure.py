@@ -21,8 +21,17 @@ from typing import Any, BinaryIO
 from _servers import Containerd, Server
 
 __all__ = [
-    "CHUNK", "NAMESPACE", "Blob", "Ctr", "Timed",
-    "hash_file", "make_small_blobs", "mbps", "timed", "write_fsync", "write_random_file",
+    "CHUNK",
+    "NAMESPACE",
+    "Blob",
+    "Ctr",
+    "Timed",
+    "hash_file",
+    "make_small_blobs",
+    "mbps",
+    "timed",
+    "write_fsync",
+    "write_random_file",
 ]
 
 NAMESPACE = "bench"
@@ -91,15 +100,31 @@ class Ctr:
         self.timeout = timeout
 
     def _command(self, *args: str) -> list[str]:
-        return ["ctr", "-a", str(self.server.socket), "-n", NAMESPACE,
-                "--timeout", f"{int(self.timeout)}s", *args]
+        return [
+            "ctr",
+            "-a",
+            str(self.server.socket),
+            "-n",
+            NAMESPACE,
+            "--timeout",
+            f"{int(self.timeout)}s",
+            *args,
+        ]
 
     def run(self, *args: str, stdin: BinaryIO | None = None, stdout: Any = subprocess.DEVNULL) -> None:
-        result = subprocess.run(self._command(*args), stdin=stdin or subprocess.DEVNULL,
-                                stdout=stdout, stderr=subprocess.PIPE, timeout=self.timeout + 10)
+        result = subprocess.run(
+            self._command(*args),
+            stdin=stdin or subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            timeout=self.timeout + 10,
+            check=False,
+        )
         if result.returncode != 0:
-            raise RuntimeError(f"{self.server.name}: ctr {' '.join(args)} exited "
-                               f"{result.returncode}: {result.stderr.decode(errors='replace').strip()}")
+            raise RuntimeError(
+                f"{self.server.name}: ctr {' '.join(args)} exited "
+                f"{result.returncode}: {result.stderr.decode(errors='replace').strip()}"
+            )
 
     def ingest(self, ref: str, blob: Blob, expected: bool = False) -> None:
         flags = ["--expected-size", str(blob.size), "--expected-digest", blob.digest] if expected else []
@@ -112,8 +137,9 @@ class Ctr:
     def read_digest(self, digest: str) -> str:
         """The sha256 of what ``ctr content get`` prints, streamed through a pipe (not timed)."""
         hasher = hashlib.sha256()
-        with subprocess.Popen(self._command("content", "get", digest), stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL) as proc:
+        with subprocess.Popen(
+            self._command("content", "get", digest), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        ) as proc:
             assert proc.stdout is not None
             deadline = time.monotonic() + self.timeout
             while chunk := proc.stdout.read(CHUNK):
@@ -126,7 +152,7 @@ class Ctr:
     def rm(self, digests: list[str]) -> None:
         """Remove blobs (200 per command); for containerd also their unreferenced files."""
         for start in range(0, len(digests), 200):
-            self.run("content", "rm", *digests[start:start + 200])
+            self.run("content", "rm", *digests[start : start + 200])
         if isinstance(self.server, Containerd):
             self.server.drop_unreferenced(digests)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,8 +49,15 @@ LIMITS: tuple[Metric, ...] = (
     Metric("write_fsync", "write + fsync of the file, same filesystem", "MB/s"),
 )
 
-#: server CPU seconds per operation, for the CPU table
-CPU_METRICS = ("ingest", "ingest_expected", "get", "client_ingest")
+#: rows of the CPU table: metric, unit, scale from seconds
+CPU_METRICS = (
+    ("ingest", "CPU-s", 1.0),
+    ("ingest_expected", "CPU-s", 1.0),
+    ("get", "CPU-s", 1.0),
+    ("client_ingest", "CPU-s", 1.0),
+    ("small_ingest", "CPU-ms", 1000.0),
+    ("small_get", "CPU-ms", 1000.0),
+)
 
 #: the Python client must reach this fraction of the hashlib limit
 CLIENT_TARGET = 0.5
@@ -66,6 +74,10 @@ def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _scaled(value: float | None, scale: float) -> float | None:
+    return None if value is None else value * scale
+
+
 def _fmt(value: float | None, unit: str = "") -> str:
     if value is None:
         return "n/a"
@@ -78,11 +90,21 @@ def _fmt(value: float | None, unit: str = "") -> str:
 class Results:
     """Figures by metric and server: per-run values, pooled latencies, server CPU seconds."""
 
-    values: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    latencies: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    server_cpu: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    client_cpu: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
-    other_cpu: dict[str, dict[str, list[float]]] = field(default_factory=lambda: defaultdict(lambda: defaultdict(list)))
+    values: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    latencies: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    server_cpu: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    client_cpu: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
+    other_load: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(list))
+    )
     notes: list[str] = field(default_factory=list)
 
     def add(self, metric: str, server: str, value: float) -> None:
@@ -91,10 +113,11 @@ class Results:
     def add_latencies(self, metric: str, server: str, seconds: list[float]) -> None:
         self.latencies[metric][server].extend(s * 1000 for s in seconds)
 
-    def add_cpu(self, metric: str, server: str, server_s: float, client_s: float, other_s: float) -> None:
+    def add_cpu(self, metric: str, server: str, server_s: float, client_s: float, load: float) -> None:
+        """CPU seconds per operation (server, client) and the other load (CPU/s) while it ran."""
         self.server_cpu[metric][server].append(server_s)
         self.client_cpu[metric][server].append(client_s)
-        self.other_cpu[metric][server].append(other_s)
+        self.other_load[metric][server].append(load)
 
     def figure(self, metric: str, server: str) -> float | None:
         if metric.endswith(("_p50", "_p99")):
@@ -124,7 +147,7 @@ class Results:
     # -- printing ---------------------------------------------------------------
     def table(self, runs: int) -> str:
         verdicts = self.verdicts()
-        rows = [("metric", "unit", CONTAINERD, CAIRN, "cairn/containerd", "target")]
+        rows: list[tuple[str, ...]] = [("metric", "unit", CONTAINERD, CAIRN, "cairn/containerd", "target")]
         for m in METRICS:
             target = ""
             if m.key in verdicts:
@@ -132,48 +155,77 @@ class Results:
                 verdict = verdicts[m.key]
                 target = f"{want} {'n/a' if verdict is None else 'met' if verdict else 'MISSED'}"
             ratio = self.ratio(m.key)
-            rows.append((
-                m.label, m.unit,
-                _fmt(self.figure(m.key, CONTAINERD), m.unit),
-                _fmt(self.figure(m.key, CAIRN), m.unit),
-                "n/a" if ratio is None else f"{ratio:.2f}x",
-                target,
-            ))
+            rows.append(
+                (
+                    m.label,
+                    m.unit,
+                    _fmt(self.figure(m.key, CONTAINERD), m.unit),
+                    _fmt(self.figure(m.key, CAIRN), m.unit),
+                    "n/a" if ratio is None else f"{ratio:.2f}x",
+                    target,
+                )
+            )
         fraction = self.client_fraction()
-        rows.append(("  Python client / hashlib limit", "", "", "n/a" if fraction is None else f"{fraction:.0%}", "", ""))
+        rows.append(
+            (
+                "  Python client / hashlib limit",
+                "",
+                "",
+                "n/a" if fraction is None else f"{fraction:.0%}",
+                "",
+                "",
+            )
+        )
         for m in LIMITS:
             rows.append((m.label, m.unit, "", "", "", f"machine: {_fmt(self.figure(m.key, MACHINE))}"))
         title = f"medians over {runs} alternating runs; latencies pooled over all runs"
         return title + "\n" + _render(rows) + "\n\n" + self.cpu_table()
 
     def cpu_table(self) -> str:
-        rows = [("server CPU-s per op (median)", f"{CONTAINERD} server", f"{CAIRN} server",
-                 f"{CONTAINERD} client", f"{CAIRN} client", "other load")]
-        for key in CPU_METRICS:
+        rows: list[tuple[str, ...]] = [
+            (
+                "CPU per operation (median)",
+                "unit",
+                f"{CONTAINERD} server",
+                f"{CAIRN} server",
+                "ctr/client, containerd",
+                "ctr/client, cairn",
+                "other load, CPU/s (max)",
+            )
+        ]
+        for key, unit, scale in CPU_METRICS:
             if not any(self.server_cpu[key].values()):
                 continue
-            others = [v for values in self.other_cpu[key].values() for v in values]
-            rows.append((
-                key,
-                _fmt(_median(self.server_cpu[key][CONTAINERD])),
-                _fmt(_median(self.server_cpu[key][CAIRN])),
-                _fmt(_median(self.client_cpu[key][CONTAINERD])),
-                _fmt(_median(self.client_cpu[key][CAIRN])),
-                f"max {max(others):.2f}" if others else "",
-            ))
+            loads = [v for values in self.other_load[key].values() for v in values]
+            rows.append(
+                (
+                    key,
+                    unit,
+                    *(
+                        _fmt(_scaled(_median(table[key][server]), scale))
+                        for table in (self.server_cpu, self.client_cpu)
+                        for server in (CONTAINERD, CAIRN)
+                    ),
+                    f"{statistics.median(loads):.2f} ({max(loads):.2f})" if loads else "",
+                )
+            )
         return _render(rows)
 
     def dump(self, path: Path) -> None:
         data = {
-            "values": self.values, "latencies_ms": self.latencies, "server_cpu_s": self.server_cpu,
-            "client_cpu_s": self.client_cpu, "other_cpu_s": self.other_cpu, "notes": self.notes,
+            "values": self.values,
+            "latencies_ms": self.latencies,
+            "server_cpu_s": self.server_cpu,
+            "client_cpu_s": self.client_cpu,
+            "other_load": self.other_load,
+            "notes": self.notes,
             "verdicts": self.verdicts(),
         }
         path.write_text(json.dumps(data, indent=1, sort_keys=True))
 
 
-def _render(rows: list[tuple[str, ...]]) -> str:
+def _render(rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |" for r in rows]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)

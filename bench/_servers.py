@@ -90,6 +90,9 @@ class Server:
             raise RuntimeError(f"{self.name} is not running")
         return self.proc.pid
 
+    def start(self) -> None:
+        raise NotImplementedError
+
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
 
@@ -192,11 +195,18 @@ class Cairn(Server):
 
     def start(self) -> None:
         command = [
-            sys.executable, "-m", "cairn", "serve",
-            "--data-dir", str(self.data_dir),
-            "--grpc-addr", f"127.0.0.1:{self.grpc_port}",
-            "--http-addr", f"127.0.0.1:{self.http_port}",
-            "--log-level", "warning",
+            sys.executable,
+            "-m",
+            "cairn",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--grpc-addr",
+            f"127.0.0.1:{self.grpc_port}",
+            "--http-addr",
+            f"127.0.0.1:{self.http_port}",
+            "--log-level",
+            "warning",
             *self.extra_args,
         ]
         if self.cpus:

@@ -34,13 +34,12 @@ def cairn(
         [*cairn_command(), *args],
         input=stdin if stdin is not None else b"",
         capture_output=True,
+        check=False,
         env={**server.env(), **(env or {})},
         timeout=60,
     )
     if check and result.returncode != 0:
-        raise AssertionError(
-            f"cairn {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}"
-        )
+        raise AssertionError(f"cairn {' '.join(args)} exited {result.returncode}: {result.stderr.decode()}")
     return result
 
 
@@ -83,15 +82,26 @@ def test_ingest_file_and_stdin_then_get(cairn_server: CairnServer, tmp_path: Pat
 def test_ingest_expected_digest_and_size(cairn_server: CairnServer) -> None:
     data = os.urandom(100_000)
     digest = ingest(
-        cairn_server, "checked", data, "--expected-digest", sha256(data),
-        "--expected-size", str(len(data)),
+        cairn_server,
+        "checked",
+        data,
+        "--expected-digest",
+        sha256(data),
+        "--expected-size",
+        str(len(data)),
     )
     assert digest == sha256(data)
 
     wrong = os.urandom(1000)
     bad = cairn(
-        cairn_server, "content", "ingest", "bad-digest", "--expected-digest", ZERO_DIGEST,
-        stdin=wrong, check=False,
+        cairn_server,
+        "content",
+        "ingest",
+        "bad-digest",
+        "--expected-digest",
+        ZERO_DIGEST,
+        stdin=wrong,
+        check=False,
     )
     assert bad.returncode == 1
     message = bad.stderr.decode()
@@ -99,8 +109,14 @@ def test_ingest_expected_digest_and_size(cairn_server: CairnServer) -> None:
     assert bad.stdout == b""
 
     short = cairn(
-        cairn_server, "content", "ingest", "bad-size", "--expected-size", "1001",
-        stdin=wrong, check=False,
+        cairn_server,
+        "content",
+        "ingest",
+        "bad-size",
+        "--expected-size",
+        "1001",
+        stdin=wrong,
+        check=False,
     )
     assert short.returncode == 1
     assert "1000" in short.stderr.decode() and "1001" in short.stderr.decode()
@@ -110,7 +126,12 @@ def test_ingest_expected_digest_and_size(cairn_server: CairnServer) -> None:
 
     # an expected digest that is already stored: nothing is read, the digest is printed
     present = cairn(
-        cairn_server, "content", "ingest", "present", "--expected-digest", sha256(data),
+        cairn_server,
+        "content",
+        "ingest",
+        "present",
+        "--expected-digest",
+        sha256(data),
         stdin=b"not read",
     )
     assert present.stdout.decode().strip() == sha256(data)
@@ -198,8 +219,7 @@ def test_namespaces_are_separate(cairn_server: CairnServer) -> None:
     data = os.urandom(512)
     digest = ingest(cairn_server, "ns", data)
     assert cairn(cairn_server, "content", "-n", "other", "ls", "-o", "raw").stdout == b""
-    hidden = cairn(cairn_server, "content", "info", digest, check=False,
-                   env={"CAIRN_NAMESPACE": "other"})
+    hidden = cairn(cairn_server, "content", "info", digest, check=False, env={"CAIRN_NAMESPACE": "other"})
     assert hidden.returncode == 1 and "not found in namespace other" in hidden.stderr.decode()
     assert cairn(cairn_server, "content", "ls", "-o", "raw").stdout.decode().split() == [digest]
 
@@ -271,9 +291,11 @@ def test_resume_with_different_data_is_refused(cairn_server: CairnServer) -> Non
 
 def test_tcp_address_and_health(cairn_server: CairnServer) -> None:
     data = os.urandom(100)
-    digest = cairn(
-        cairn_server, "content", "--server", cairn_server.grpc_addr, "ingest", "tcp", stdin=data
-    ).stdout.decode().strip()
+    digest = (
+        cairn(cairn_server, "content", "--server", cairn_server.grpc_addr, "ingest", "tcp", stdin=data)
+        .stdout.decode()
+        .strip()
+    )
     assert digest == sha256(data)
 
     assert cairn(cairn_server, "health").stdout.decode().startswith("ok")

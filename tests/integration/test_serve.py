@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import urllib.request
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def test_healthz_and_metrics(cairn_server: CairnServer) -> None:
     data = os.urandom(5000)
     subprocess.run([require_binary("ctr"), "-a", str(cairn_server.socket), "content", "ingest", "m"],
                    input=data, check=True, capture_output=True)
-    status, content_type, body = get(f"{cairn_server.http_url}/metrics")
+    # The stream's final accounting happens as the server finishes it, just after ctr exits.
+    for _ in range(50):
+        status, content_type, body = get(f"{cairn_server.http_url}/metrics")
+        if 'method="Write"' in body:
+            break
+        time.sleep(0.05)
     assert status == 200 and content_type.startswith("text/plain")
     assert "cairn_content_commits_total 1.0" in body
     assert "cairn_content_written_bytes_total 5000.0" in body

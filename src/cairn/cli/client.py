@@ -99,7 +99,7 @@ class ContentClient:
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ],
         )
-        self._stub: Any = pb_grpc.ContentStub(self._channel)  # type: ignore[no-untyped-call]
+        self._stub: Any = pb_grpc.ContentStub(self._channel)
         self._metadata = ((NAMESPACE_HEADER, namespace),)
         self._closed = False
 
@@ -228,44 +228,27 @@ class ContentClient:
         them, by seeking when it is seekable, otherwise by reading them (and
         checking they hash to what the server holds), and only the rest is
         sent. Then WRITE messages of ``chunk_size`` bytes, then COMMIT with
-        ``total``, ``expected`` and ``labels``. At most a few chunks are in
-        memory at any time. ``progress(bytes the ingest holds)`` is called
-        after each chunk the server acknowledged.
+        ``total``, ``expected`` and ``labels``. The source is read on the
+        calling thread, a few chunks ahead of the server's acknowledgements,
+        so at most a few chunks are in memory. ``progress(bytes the ingest
+        holds)`` is called after each chunk the server acknowledged.
 
         Returns the COMMIT response (``digest``, ``offset`` = size). Raises
         AlreadyExistsError when ``expected`` or the result already exists in
         the namespace, FailedPreconditionError on a size or digest mismatch
-        (the ingest stays, resumable), UnavailableError when another writer
-        holds ``ref``. If reading ``source`` fails, the stream ends without
-        commit (the ingest stays resumable) and that error is re-raised.
+        or when the source does not start with what the ingest holds (the
+        ingest stays, resumable), UnavailableError when another writer holds
+        ``ref``. If reading ``source`` fails, the stream ends without commit
+        (the ingest keeps what was sent) and that error is re-raised.
         """
-        stream = _WriteStream(ref, source, total, expected, labels or {}, chunk_size)
-        call = self._stub.Write(stream.requests(), timeout=self.timeout, metadata=self._metadata)
+        stream = _WriteStream(ref, total, expected, progress)
+        stream.call = self._stub.Write(stream.requests(), timeout=self.timeout, metadata=self._metadata)
         try:
-            opened = next(call, None)
-            if opened is None:
-                raise DataLossError(f"the server ended the Write stream of ingest {ref!r} at once")
-            stream.resume_at(opened.offset, opened.digest)
-            if opened.offset and progress is not None:
-                progress(opened.offset)
-            for response in call:
-                if response.action == pb.COMMIT:
-                    stream.check_commit(response)
-                    committed: pb.WriteContentResponse = response
-                    return committed
-                stream.check_write(response)
-                if progress is not None:
-                    progress(response.offset)
+            return stream.run(source, chunk_size, labels or {})
         except grpc.RpcError as exc:
-            if stream.failure is not None:
-                raise stream.failure from None
             raise self._error(exc) from None
         finally:
             stream.stop()
-            call.cancel()
-        if stream.failure is not None:
-            raise stream.failure
-        raise DataLossError(f"the server ended the Write stream of ingest {ref!r} before the commit")
 
     # -- lifetime ------------------------------------------------------------
     def close(self) -> None:
@@ -299,9 +282,7 @@ class ContentClient:
                 "or point --server/CAIRN_SERVER at a running one"
             )
         if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-            return UnavailableError(
-                f"no answer from {self.server} within {self.timeout}s (--timeout)"
-            )
+            return UnavailableError(f"no answer from {self.server} within {self.timeout}s (--timeout)")
         if code is grpc.StatusCode.CANCELLED:
             return UnavailableError(f"the call to {self.server} was cancelled: {details}")
         if code is grpc.StatusCode.UNIMPLEMENTED:
@@ -313,102 +294,122 @@ class ContentClient:
 
 
 class _WriteStream:
-    """The request side of one Write stream, run by grpcio's sending thread.
+    """One Write stream: the caller's thread reads the source and the responses.
 
-    The generator yields STAT, then waits for :meth:`resume_at` (the caller's
-    reading of the STAT response) before it reads the source, so it knows
-    where to start. grpcio sends one message at a time, so memory stays at a
-    couple of chunks.
+    grpcio sends requests from its own thread by iterating :meth:`requests`,
+    which only takes ready messages from a one-slot queue; so the source is
+    never read on a thread that could be left blocked in it (a blocked read
+    of stdin in a daemon thread aborts the interpreter at exit). Up to
+    :attr:`DEPTH` WRITEs are unacknowledged at a time: enough to keep the
+    link busy, few enough to bound memory.
     """
 
-    def __init__(
-        self,
-        ref: str,
-        source: ByteSource,
-        total: int,
-        expected: str,
-        labels: Mapping[str, str],
-        chunk_size: int,
-    ) -> None:
+    DEPTH = 2
+
+    def __init__(self, ref: str, total: int, expected: str, progress: Callable[[int], None] | None) -> None:
         self._ref = ref
-        self._source = source
         self._total = total
         self._expected = expected
-        self._labels = dict(labels)
-        self._chunk_size = chunk_size
-        self._start: queue.Queue[tuple[int, str] | None] = queue.Queue()
-        self._started = False
+        self._progress = progress
+        self._feed: queue.Queue[pb.WriteContentRequest | None] = queue.Queue(maxsize=1)
         self._stopped = threading.Event()
-        self._ends: deque[int] = deque()  # end offsets of the WRITEs sent, in order
-        self.failure: BaseException | None = None
-
-    def resume_at(self, offset: int, digest: str) -> None:
-        self._started = True
-        self._start.put((offset, digest))
-
-    def stop(self) -> None:
-        self._stopped.set()
-        if not self._started:
-            self._started = True
-            self._start.put(None)
-
-    def check_write(self, response: pb.WriteContentResponse) -> None:
-        end = self._ends.popleft() if self._ends else response.offset
-        if response.offset != end:
-            raise DataLossError(
-                f"ingest {self._ref!r}: the server holds {response.offset} bytes after a write "
-                f"that should end at {end}"
-            )
-
-    def check_commit(self, response: pb.WriteContentResponse) -> None:
-        if self._total and response.offset != self._total:
-            raise DataLossError(
-                f"ingest {self._ref!r}: committed {response.offset} bytes, expected {self._total}"
-            )
-        if self._expected and response.digest != self._expected:
-            raise DataLossError(
-                f"ingest {self._ref!r}: committed {response.digest}, expected {self._expected}"
-            )
+        self.call: Any = None
 
     def requests(self) -> Iterator[pb.WriteContentRequest]:
         yield pb.WriteContentRequest(
             action=pb.STAT, ref=self._ref, total=self._total, expected=self._expected
         )
-        start = self._start.get()
-        if start is None:
-            return
-        offset, held_digest = start
-        try:
-            self._skip(offset, held_digest)
-        except Exception as exc:  # noqa: BLE001 - re-raised by ingest() after the stream ends
-            self.failure = exc
-            return
         while not self._stopped.is_set():
             try:
-                data = self._source.read(self._chunk_size)
-            except Exception as exc:  # noqa: BLE001 - re-raised by ingest() after the stream ends
-                self.failure = exc
+                request = self._feed.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if request is None:
                 return  # half-close without COMMIT: the ingest stays resumable
+            yield request
+
+    def stop(self) -> None:
+        """End the request side and the call (idempotent)."""
+        self._stopped.set()
+        if self.call is not None:
+            self.call.cancel()
+
+    def run(self, source: ByteSource, chunk_size: int, labels: Mapping[str, str]) -> pb.WriteContentResponse:
+        opened = self._next()
+        offset = opened.offset
+        self._skip(source, offset, opened.digest, chunk_size)
+        if offset and self._progress is not None:
+            self._progress(offset)
+        unacknowledged: deque[int] = deque()
+        while True:
+            try:
+                data = source.read(chunk_size)
+            except Exception:
+                self._send(None)
+                while unacknowledged:
+                    self._acknowledged(unacknowledged.popleft())
+                raise
             if not data:
                 break
-            self._ends.append(offset + len(data))
-            yield pb.WriteContentRequest(action=pb.WRITE, offset=offset, data=data)
             offset += len(data)
-        if self._stopped.is_set():
-            return
-        yield pb.WriteContentRequest(
-            action=pb.COMMIT,
-            offset=offset,
-            total=self._total,
-            expected=self._expected,
-            labels=self._labels,
+            self._send(pb.WriteContentRequest(action=pb.WRITE, offset=offset - len(data), data=data))
+            unacknowledged.append(offset)
+            while len(unacknowledged) > self.DEPTH:
+                self._acknowledged(unacknowledged.popleft())
+        self._send(
+            pb.WriteContentRequest(
+                action=pb.COMMIT, offset=offset, total=self._total, expected=self._expected, labels=labels
+            )
         )
+        while unacknowledged:
+            self._acknowledged(unacknowledged.popleft())
+        committed: pb.WriteContentResponse = self._next()
+        if committed.action != pb.COMMIT:
+            raise DataLossError(f"ingest {self._ref!r}: the server answered the commit with {committed}")
+        if self._total and committed.offset != self._total:
+            raise DataLossError(
+                f"ingest {self._ref!r}: committed {committed.offset} bytes, expected {self._total}"
+            )
+        if self._expected and committed.digest != self._expected:
+            raise DataLossError(
+                f"ingest {self._ref!r}: committed {committed.digest}, expected {self._expected}"
+            )
+        return committed
 
-    def _skip(self, offset: int, held_digest: str) -> None:
+    def _send(self, request: pb.WriteContentRequest | None) -> None:
+        """Queue a request; if the call ended meanwhile, raise how it ended."""
+        while True:
+            try:
+                self._feed.put(request, timeout=0.1)
+                return
+            except queue.Full:
+                if self.call.done():
+                    for _ in self.call:  # raises the call's error, if it has one
+                        pass
+                    raise DataLossError(
+                        f"the server ended the Write stream of ingest {self._ref!r} early"
+                    ) from None
+
+    def _next(self) -> pb.WriteContentResponse:
+        response: pb.WriteContentResponse | None = next(self.call, None)
+        if response is None:
+            raise DataLossError(f"the server ended the Write stream of ingest {self._ref!r} early")
+        return response
+
+    def _acknowledged(self, end: int) -> None:
+        response = self._next()
+        if response.offset != end:
+            raise DataLossError(
+                f"ingest {self._ref!r}: the server holds {response.offset} bytes after a write "
+                f"that should end at {end}"
+            )
+        if self._progress is not None:
+            self._progress(response.offset)
+
+    def _skip(self, source: ByteSource, offset: int, held_digest: str, chunk_size: int) -> None:
         """Advance the source past the ``offset`` bytes the ingest already holds."""
         if offset <= 0:
             return
-        source = self._source
         if isinstance(source, _Seekable) and source.seekable():
             here = source.tell()
             end = source.seek(0, io.SEEK_END)
@@ -420,7 +421,7 @@ class _WriteStream:
         hasher = hashlib.new(algorithm) if algorithm in ("sha256", "sha512") else None
         left = offset
         while left:
-            data = source.read(min(left, self._chunk_size))
+            data = source.read(min(left, chunk_size))
             if not data:
                 raise self._short_source(offset, offset - left)
             if hasher is not None:
@@ -434,6 +435,5 @@ class _WriteStream:
 
     def _short_source(self, offset: int, available: int) -> FailedPreconditionError:
         return FailedPreconditionError(
-            f"ingest {self._ref!r} already holds {offset} bytes but the source has only "
-            f"{available}"
+            f"ingest {self._ref!r} already holds {offset} bytes but the source has only {available}"
         )

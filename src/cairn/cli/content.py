@@ -109,9 +109,7 @@ def _client_options(*, on_group: bool, output: bool = True) -> Callable[[F], F]:
             show_envvar=on_group,
             help="containerd namespace.",
         ),
-        click.option(
-            "--timeout", type=float, metavar="SECONDS", help="Deadline of each call [none]."
-        ),
+        click.option("--timeout", type=float, metavar="SECONDS", help="Deadline of each call [none]."),
     ]
     if output:
         options.append(
@@ -140,9 +138,7 @@ def _uses_client(command: F) -> F:
     def run(**kwargs: Any) -> Any:
         ctx = click.get_current_context()
         opts = ctx.find_object(ClientOptions) or ClientOptions()
-        given = {
-            name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs
-        }
+        given = {name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs}
         opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
         return command(opts, **kwargs)
 
@@ -231,6 +227,17 @@ def _sink(output: str) -> Iterator[BinaryIO]:
         raise
 
 
+@contextmanager
+def _local_files(what: str) -> Iterator[None]:
+    """Report a local file error as ``<what>: <reason>`` (exit 1); a closed pipe stays quiet."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise CairnError(f"{what}: {exc.strerror or exc}") from None
+
+
 @content_group.command("get")
 @click.argument("digest")
 @click.option(
@@ -247,7 +254,8 @@ def get_command(opts: ClientOptions, digest: str, output: str, progress: bool | 
     """Stream a blob to stdout or -O FILE, verifying its digest on the way."""
     wanted = Digest.parse(digest)
     hasher: Hasher = new_hasher(wanted.algorithm)
-    with opts.client() as client:
+    where = "stdout" if output == "-" else output
+    with opts.client() as client, _local_files(f"cannot write {where}"):
         size = client.info(digest).size
         with _sink(output) as sink, TransferProgress(f"get {wanted.short()}", size, progress) as bar:
             done = 0
@@ -314,11 +322,7 @@ def _open_source(path: str) -> Iterator[tuple[BinaryIO, int]]:
         stream = sys.stdin.buffer
         yield stream, _remaining(stream)
         return
-    try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        raise click.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="FILE") from None
-    with f:
+    with open(path, "rb") as f:
         yield f, _remaining(f)
 
 
@@ -356,7 +360,8 @@ def ingest_command(
     """
     blob_labels = _parse_labels(labels, "--label")
     algorithm = Digest.parse(expected_digest).algorithm if expected_digest else "sha256"
-    with opts.client() as client, _open_source(file) as (source, size):
+    where = "stdin" if file == "-" else file
+    with opts.client() as client, _local_files(f"cannot read {where}"), _open_source(file) as (source, size):
         reader = _HashingReader(source, algorithm)
         try:
             with TransferProgress(f"ingest {ref}", expected_size or size, progress) as bar:
@@ -382,7 +387,7 @@ def ingest_command(
                 digest = expected_digest
             else:
                 raise
-            click.echo(f"cairn: {exc.message}; nothing to send", err=True)
+            click.echo(f"cairn: {exc.message}; nothing new stored", err=True)
             committed_size = client.update_labels(digest, blob_labels).size
         except FailedPreconditionError as exc:
             raise FailedPreconditionError(

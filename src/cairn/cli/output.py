@@ -132,8 +132,7 @@ def _table(columns: Sequence[Column[T]], items: Iterable[T]) -> list[str]:
     rows = [[c.title for c in columns]] + [[c.cell(item) for c in columns] for item in items]
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     ]
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from cairn.server import serve
 from cairn.settings import Settings
 
 __all__ = ["serve_command"]
@@ -31,6 +30,7 @@ __all__ = ["serve_command"]
 def serve_command(**flags: object) -> None:
     """Run the store with all its faces until SIGINT/SIGTERM."""
     from cairn.cli.main import setup_logging
+    from cairn.server import serve  # imported here: client commands should not pay for the server
 
     settings = Settings.load(flags)
     setup_logging(settings.log_level)
