@@ -332,3 +332,17 @@ def test_unserved_method_is_unimplemented(cairn_server: CairnServer) -> None:
     with grpc.insecure_channel(f"unix:{cairn_server.socket}") as channel:
         call = channel.unary_unary("/containerd.services.version.v1.Version/Version")
         expect(grpc.StatusCode.UNIMPLEMENTED, call, b"", metadata=NS)
+
+
+def test_oversized_message_is_refused_and_loses_nothing(cairn_server: CairnServer) -> None:
+    """A message over the 16 MiB limit is RESOURCE_EXHAUSTED; the ingest keeps what it had."""
+    options = [("grpc.max_send_message_length", 64 << 20)]
+    with grpc.insecure_channel(f"unix:{cairn_server.socket}", options=options) as channel:
+        stub = pb_grpc.ContentStub(channel)
+        write(stub, pb.WriteContentRequest(action=WRITE, ref="huge", offset=0, data=b"kept"))
+        details = expect(grpc.StatusCode.RESOURCE_EXHAUSTED, write, stub,
+                         pb.WriteContentRequest(action=WRITE, ref="huge", offset=4, data=b"x" * (17 << 20)))
+        assert "larger than max" in details
+        assert stub.Status(pb.StatusRequest(ref="huge"), metadata=NS).status.offset == 4
+        final = write(stub, pb.WriteContentRequest(action=COMMIT, ref="huge", offset=4, data=b"!"))
+        assert final[-1].digest == sha256(b"kept!")
