@@ -7,6 +7,8 @@ here must then pass for it unchanged.
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,6 +26,7 @@ from cairn.core.errors import (
     InvalidArgumentError,
     NotFoundError,
     OutOfRangeError,
+    ResourceExhaustedError,
     UnavailableError,
 )
 
@@ -222,3 +225,41 @@ def test_any_chunking_and_resume_commits_to_the_digest(data: bytes, cuts: list[i
         assert writer.commit(len(data)).digest == Digest.of(data)
         assert read_all(store, "default", Digest.of(data)) == data
         store.close()
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs, so the store meets a full disk for real."""
+    mount_point = tmp_path / "tiny"
+    mount_point.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)],
+                            capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_disk_full_is_a_clear_error_and_keeps_what_was_stored(tmp_path: Path, tiny_disk: Path) -> None:
+    catalog = open_catalog(f"sqlite://{tmp_path}/cairn.db")
+    store = open_content_store(f"file://{tiny_disk}/content", catalog)
+    chunk = os.urandom(512 * 1024)
+    with store.writer("default", "full") as w:
+        with pytest.raises(ResourceExhaustedError, match="no space left"):
+            for offset in range(0, 8 * len(chunk), len(chunk)):
+                w.write(chunk, offset)
+            w.commit()
+    # What was stored is intact, in whole chunks: the ingest resumes at its offset once space is back.
+    stored = store.status("default", "full").offset
+    assert 0 < stored < 8 * len(chunk) and stored % len(chunk) == 0
+    subprocess.run(["mount", "-o", "remount,size=8m", str(tiny_disk)], check=True)
+    data = chunk * 8
+    with store.writer("default", "full") as w:
+        for offset in range(stored, len(data), len(chunk)):
+            w.write(chunk, offset)
+        assert w.commit(len(data), Digest.of(data)).digest == Digest.of(data)
+    assert read_all(store, "default", Digest.of(data)) == data
+    store.close()
+    catalog.close()

@@ -11,6 +11,8 @@ and 10):
 - WRITE/COMMIT with data, or COMMIT, or a non-zero offset, write at ``offset``
   (offset 0 on a non-empty ingest truncates it only in those cases; a bare
   offset-0 WRITE reports status);
+- the response ``digest`` is the running digest, except on a WRITE that carried
+  data (answered while its bytes are still being hashed);
 - COMMIT verifies and publishes, and ends the stream; so does the seed's ABORT.
 """
 
@@ -105,7 +107,9 @@ class WriteSession:
             info = writer.commit(size=total, expected=expected_digest, labels=labels)
             return WriteStep(act, info.size, str(info.digest), status, committed=info)
         status = writer.status()
-        return WriteStep(act, status.offset, str(writer.digest()), status)
+        # A WRITE that carried data is answered before its bytes are hashed (the store
+        # pipelines them), so its response has no digest; STAT and COMMIT always have one.
+        return WriteStep(act, status.offset, "" if data else str(writer.digest()), status)
 
     def close(self) -> None:
         if self._writer is not None:

@@ -50,6 +50,7 @@ class IngestWriter:
         self._expected = Digest.parse(row.expected) if row.expected else None
         self._algorithm = self._expected.algorithm if self._expected else "sha256"
         self._data: IngestData | None = backend.open_ingest(row.key, self._algorithm)
+        self._updated_at = max(backend.ingest_updated_at(row.key) or 0, row.started_at)
         self._done = False
 
     @property
@@ -74,13 +75,12 @@ class IngestWriter:
         return self._data
 
     def status(self) -> Status:
-        updated = self._backend.ingest_updated_at(self._row.key) or self._row.started_at
         return Status(
             ref=self.ref,
             offset=self.offset,
             total=self._total,
             started_at=self._row.started_at,
-            updated_at=max(updated, self._row.started_at),
+            updated_at=self._updated_at,
         )
 
     def digest(self) -> Digest:
@@ -96,6 +96,7 @@ class IngestWriter:
                 f"{store.size}"
             )
         store.append(data)
+        self._updated_at = time.time_ns()
         return store.size
 
     def set_total(self, total: int) -> None:
