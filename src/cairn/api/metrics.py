@@ -6,6 +6,8 @@ embedded uses can run several servers without clashing names.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 __all__ = ["Metrics"]
@@ -14,6 +16,7 @@ __all__ = ["Metrics"]
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._grpc_children: dict[tuple[str, str, str], Any] = {}
         self.grpc_requests = Counter(
             "cairn_grpc_requests",
             "gRPC calls handled, by service, method and status code.",
@@ -38,3 +41,11 @@ class Metrics:
             ["route", "status"],
             registry=self.registry,
         )
+
+    def grpc_request(self, service: str, method: str, code: str) -> Any:
+        """The counter child for one (service, method, code), looked up once and kept."""
+        key = (service, method, code)
+        child = self._grpc_children.get(key)
+        if child is None:
+            child = self._grpc_children[key] = self.grpc_requests.labels(service, method, code)
+        return child

@@ -10,6 +10,7 @@ messages follow go-digest's, because that is what containerd clients print.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -71,10 +72,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse the wire form; raises :class:`InvalidArgumentError` naming the problem."""
-        if not isinstance(text, str) or not _FORMAT.match(text):
-            raise InvalidArgumentError(f"digest {text!r}: invalid checksum digest format")
-        algorithm, _, hex_ = text.partition(":")
-        return cls(algorithm, hex_)
+        return _parse(text)
 
     @classmethod
     def of(cls, data: bytes | bytearray | memoryview, algorithm: str = "sha256") -> Digest:
@@ -94,3 +92,12 @@ class Digest:
     def short(self) -> str:
         """``sha256:ab12cd34ef56`` for log lines and tables."""
         return f"{self.algorithm}:{self.hex[:12]}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Digest:
+    # Cached: ``ctr content get`` sends the same digest with every 32 KiB Read.
+    if not isinstance(text, str) or not _FORMAT.match(text):
+        raise InvalidArgumentError(f"digest {text!r}: invalid checksum digest format")
+    algorithm, _, hex_ = text.partition(":")
+    return Digest(algorithm, hex_)

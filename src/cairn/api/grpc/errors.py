@@ -71,7 +71,7 @@ def _count(servicer: Any, method: str, code: grpc.StatusCode) -> None:
     metrics: Metrics | None = getattr(servicer, "_metrics", None)
     if metrics is not None:
         service = getattr(servicer, "SERVICE", type(servicer).__name__)
-        metrics.grpc_requests.labels(service, method, code.name).inc()
+        metrics.grpc_request(service, method, code.name).inc()
 
 
 def handles_errors(method: F) -> F:

@@ -8,6 +8,7 @@ rules.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,8 +58,12 @@ class Status:
     expected: Digest | None = None
 
 
+@functools.lru_cache(maxsize=1024)
 def validate_namespace(namespace: str) -> str:
-    """Return ``namespace`` if it is a valid containerd identifier, else raise InvalidArgumentError."""
+    """Return ``namespace`` if it is a valid containerd identifier, else raise InvalidArgumentError.
+
+    Cached: every content call validates its namespace, and there are few of them.
+    """
     if not namespace:
         raise InvalidArgumentError("namespace validation: identifier must not be empty")
     if len(namespace) > _MAX_NAMESPACE:
