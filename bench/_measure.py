@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from _servers import Containerd, Server
+from _servers import Server
 
 __all__ = [
     "CHUNK",
@@ -111,7 +111,12 @@ class Ctr:
             *args,
         ]
 
-    def run(self, *args: str, stdin: BinaryIO | None = None, stdout: Any = subprocess.DEVNULL) -> None:
+    def run(
+        self,
+        *args: str,
+        stdin: BinaryIO | None = None,
+        stdout: Any = subprocess.DEVNULL,
+    ) -> None:
         result = subprocess.run(
             self._command(*args),
             stdin=stdin or subprocess.DEVNULL,
@@ -138,7 +143,9 @@ class Ctr:
         """The sha256 of what ``ctr content get`` prints, streamed through a pipe (not timed)."""
         hasher = hashlib.sha256()
         with subprocess.Popen(
-            self._command("content", "get", digest), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+            self._command("content", "get", digest),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         ) as proc:
             assert proc.stdout is not None
             deadline = time.monotonic() + self.timeout
@@ -150,11 +157,10 @@ class Ctr:
         return f"sha256:{hasher.hexdigest()}"
 
     def rm(self, digests: list[str]) -> None:
-        """Remove blobs (200 per command); for containerd also their unreferenced files."""
+        """Remove blobs (200 per command), then their files, which nothing names any more."""
         for start in range(0, len(digests), 200):
             self.run("content", "rm", *digests[start : start + 200])
-        if isinstance(self.server, Containerd):
-            self.server.drop_unreferenced(digests)
+        self.server.drop_unreferenced(digests)
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -177,6 +183,7 @@ class Timed:
     server_cpu: float
     client_cpu: float
     other_cpu: float
+    server_switches: int
 
     @property
     def load(self) -> float:
@@ -186,14 +193,16 @@ class Timed:
 
 def timed(server: Server, action: Callable[[], object]) -> Timed:
     """Run ``action`` once and measure it."""
+    switches0 = server.context_switches()
     busy0, server0, own0 = _system_busy(), server.cpu(), _own_cpu()
     start = time.perf_counter()
     action()
     seconds = time.perf_counter() - start
     busy1, server1, own1 = _system_busy(), server.cpu(), _own_cpu()
+    switches = server.context_switches() - switches0
     client = own1 - own0
     other = max(0.0, (busy1 - busy0) - (server1 - server0) - client)
-    return Timed(seconds, server1 - server0, client, other)
+    return Timed(seconds, server1 - server0, client, other, switches)
 
 
 def mbps(size: int, seconds: float) -> float:

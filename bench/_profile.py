@@ -53,7 +53,17 @@ class Profiler:
 
     def _command(self, pid: int, out_base: Path) -> list[str]:
         if self.kind == "perf":
-            return [self._binary, "record", "-F", "999", "-g", "-p", str(pid), "-o", f"{out_base}.perf.data"]
+            return [
+                self._binary,
+                "record",
+                "-F",
+                "999",
+                "-g",
+                "-p",
+                str(pid),
+                "-o",
+                f"{out_base}.perf.data",
+            ]
         command = [
             self._binary,
             "record",

@@ -24,7 +24,14 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["Cairn", "Containerd", "Server", "cpu_seconds", "free_port"]
+__all__ = [
+    "Cairn",
+    "Containerd",
+    "Server",
+    "context_switches",
+    "cpu_seconds",
+    "free_port",
+]
 
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -70,6 +77,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+def context_switches(pid: int) -> int:
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            text = status.read_text()
+        except OSError:  # the thread ended meanwhile
+            continue
+        for line in text.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
 class Server:
     """A server child process; ``socket`` is what ``ctr -a`` takes."""
 
@@ -90,11 +110,33 @@ class Server:
             raise RuntimeError(f"{self.name} is not running")
         return self.proc.pid
 
+    @property
+    def blobs(self) -> Path:
+        """The directory holding the server's sha256 blob files."""
+        raise NotImplementedError
+
     def start(self) -> None:
         raise NotImplementedError
 
+    def drop_unreferenced(self, digests: list[str]) -> None:
+        """Do GC's job for blobs the benchmark removed with ``ctr content rm``.
+
+        Neither server deletes the bytes at ``rm`` (containerd's GC is held
+        off; cairn has no GC yet). Left on disk, they would make the next
+        ingest of the same bytes cheaper or dearer than a first one: containerd
+        links them without receiving data when ``--expected-digest`` is given
+        (content-api.md 4.10), and cairn's commit finds its target taken.
+        Deleting the files nothing names keeps every ingest a first write.
+        """
+        for digest in digests:
+            (self.blobs / digest.removeprefix("sha256:")).unlink(missing_ok=True)
+
     def cpu(self) -> float:
         return cpu_seconds(self.pid)
+
+    def context_switches(self) -> int:
+        """Voluntary + involuntary context switches of the live threads so far."""
+        return context_switches(self.pid)
 
     def _spawn(self, command: list[str], env: dict[str, str] | None = None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -161,27 +203,19 @@ class Containerd(Server):
         self._spawn(["containerd", "--config", str(config)])
         self._wait_until(self.socket.is_socket)
 
-    def drop_unreferenced(self, digests: list[str]) -> None:
-        """Do GC's job for blobs the benchmark removed with ``ctr content rm``.
-
-        With GC held off, ``rm`` leaves the bytes on disk, and a later ingest
-        with ``--expected-digest`` would then link them without receiving any
-        data (content-api.md 4.10). Deleting the unreferenced files keeps every
-        ingest a real write.
-        """
-        for digest in digests:
-            (self.blobs / digest.removeprefix("sha256:")).unlink(missing_ok=True)
-
 
 class Cairn(Server):
-    """``python -m cairn serve`` on free loopback ports, optionally pinned with taskset."""
+    """``python -m cairn serve`` on free loopback ports; optionally pinned, extra flags and env."""
 
     name = "cairn"
 
-    def __init__(self, directory: Path, extra_args: str = "", cpus: str = "") -> None:
+    def __init__(
+        self, directory: Path, extra_args: str = "", cpus: str = "", env: dict[str, str] | None = None
+    ) -> None:
         super().__init__(directory)
         self.extra_args = shlex.split(extra_args)
         self.cpus = cpus
+        self.extra_env = env or {}
         self.grpc_port = free_port()
         self.http_port = free_port()
 
@@ -192,6 +226,10 @@ class Cairn(Server):
     @property
     def socket(self) -> Path:
         return self.data_dir / "cairn.sock"
+
+    @property
+    def blobs(self) -> Path:
+        return self.data_dir / "content" / "blobs" / "sha256"  # the default --content-url
 
     def start(self) -> None:
         command = [
@@ -211,7 +249,7 @@ class Cairn(Server):
         ]
         if self.cpus:
             command = ["taskset", "-c", self.cpus, *command]  # taskset execs: same PID
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")}
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")} | self.extra_env
         self._spawn(command, env)
         self._wait_until(self._healthy)
 

@@ -33,10 +33,12 @@ is shared: a big operation that ran with load above ``--quiet`` is repeated
 (at most ``--retries`` times) and the quietest attempt is kept.
 
 Each run uses fresh refs and removes every blob afterwards (``ctr content
-rm``), so every ingest really writes. containerd's GC is held off (spec
-section 9) so ingested blobs survive; the benchmark therefore deletes the
-unreferenced blob files itself after ``rm``, since an ``--expected-digest``
-ingest would otherwise link them without receiving any data (spec 4.10).
+rm``), so every ingest really writes. Neither server deletes bytes at ``rm``
+(containerd's GC is held off, spec section 9, so that ingested blobs
+survive; cairn has no GC yet), so the benchmark then deletes the blob files
+nothing names, as GC would: left there, they would let containerd link an
+``--expected-digest`` ingest without receiving data (spec 4.10) and send
+cairn's commit down its "bytes already stored" path.
 
 Not a test: nothing here runs under pytest.
 """
@@ -45,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import importlib
 import os
 import platform
@@ -110,7 +113,10 @@ class Bench:
 
     # -- big file -----------------------------------------------------------------------------
     def quietest(
-        self, server: Server, action: Callable[[int], object], undo: Callable[[], object] = lambda: None
+        self,
+        server: Server,
+        action: Callable[[int], object],
+        undo: Callable[[], object] = lambda: None,
     ) -> Timed:
         """Time ``action(attempt)``; repeat after ``undo()`` while the machine was busy."""
         best: Timed | None = None
@@ -130,10 +136,11 @@ class Bench:
 
     def record(self, metric: str, server: str, t: Timed, value: float) -> None:
         self.results.add(metric, server, value)
-        self.results.add_cpu(metric, server, t.server_cpu, t.client_cpu, t.load)
+        self.results.add_cpu(metric, server, t.server_cpu, t.client_cpu, t.load, t.server_switches)
         log(
             f"  {server:<10} {metric:<16} {value:9.1f}  ({t.seconds:.2f}s; CPU server "
-            f"{t.server_cpu:.2f}s, client {t.client_cpu:.2f}s; load {t.load:.2f})"
+            f"{t.server_cpu:.2f}s, client {t.client_cpu:.2f}s; server context switches "
+            f"{t.server_switches}; load {t.load:.2f})"
         )
 
     def big_phase(self, name: str, run: int) -> None:
@@ -153,7 +160,9 @@ class Bench:
         remove()
         with self.profiler.phase(server, f"ingest_expected-run{run}"):
             t = self.quietest(
-                server, lambda a: ctr.ingest(self.ref("bigx", run, a), big, expected=True), remove
+                server,
+                lambda a: ctr.ingest(self.ref("bigx", run, a), big, expected=True),
+                remove,
             )
         self.record("ingest_expected", name, t, mbps(big.size, t.seconds))
         remove()
@@ -162,7 +171,10 @@ class Bench:
         server, ctr, big = self.servers[name], self.ctr[name], self.big
 
         def ingest(attempt: int) -> None:
-            with client_cls(str(server.socket), NAMESPACE) as client, open(big.path, "rb") as f:
+            with (
+                client_cls(str(server.socket), NAMESPACE) as client,
+                open(big.path, "rb") as f,
+            ):
                 client.ingest(self.ref("client", run, attempt), f, chunk_size=CLIENT_CHUNK)
 
         try:
@@ -182,7 +194,10 @@ class Bench:
         server, ctr = self.servers[name], self.small_ctr[name]
         with self.profiler.phase(server, f"small_ingest-run{run}"):
             done = self._small_ops(
-                "small_ingest", name, self.small, lambda i, b: ctr.ingest(self.ref("s", run, i), b)
+                "small_ingest",
+                name,
+                self.small,
+                lambda i, b: ctr.ingest(self.ref("s", run, i), b),
             )
         if done and ctr.read_digest(self.small[0].digest) != self.small[0].digest:
             raise RuntimeError(f"{name}: small blob 0 reads back wrong")
@@ -212,7 +227,14 @@ class Bench:
             return 0
         self.results.add(metric, name, done / t.seconds)
         self.results.add_latencies(metric, name, latencies)
-        self.results.add_cpu(metric, name, t.server_cpu / done, t.client_cpu / done, t.load)
+        self.results.add_cpu(
+            metric,
+            name,
+            t.server_cpu / done,
+            t.client_cpu / done,
+            t.load,
+            t.server_switches / done,
+        )
         ms = sorted(x * 1000 for x in latencies)
         log(
             f"  {name:<10} {metric:<16} {done / t.seconds:9.1f} ops/s  ({done} ops, p50 "
@@ -280,12 +302,28 @@ def machine_description() -> str:
                 cpu = line.split(":", 1)[1].strip()
                 break
     containerd = subprocess.run(
-        ["containerd", "--version"], capture_output=True, text=True, timeout=10, check=False
+        ["containerd", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
     ).stdout.split()
     return (
         f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}, "
         f"grpcio {grpc.__version__}, containerd {containerd[-1] if containerd else '?'}"
     )
+
+
+def source_fingerprint() -> str:
+    """A short hash of cairn's Python sources, and their newest mtime: which server code ran."""
+    root = Path(importlib.import_module("cairn").__file__ or ".").parent
+    hasher = hashlib.sha256()
+    newest = 0.0
+    for path in sorted(root.rglob("*.py")):
+        hasher.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+        newest = max(newest, path.stat().st_mtime)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest))
+    return f"cairn sources {hasher.hexdigest()[:12]} (newest file {stamp})"
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:
@@ -318,10 +356,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--small-count", type=int, default=1000, help="number of 4 KiB blobs")
     p.add_argument("--runs", type=int, default=3, help="alternating runs (medians reported)")
     p.add_argument(
-        "--workloads", default="limits,big,small,client", help="comma list of: limits, big, small, client"
+        "--workloads",
+        default="limits,big,small,client",
+        help="comma list of: limits, big, small, client",
     )
-    p.add_argument("--cairn-args", default="", help="extra `cairn serve` flags, e.g. '--grpc-workers 8'")
+    p.add_argument(
+        "--cairn-args",
+        default="",
+        help="extra `cairn serve` flags, e.g. '--grpc-workers 8'",
+    )
     p.add_argument("--cairn-cpus", default="", help="pin the cairn server with `taskset -c CPUS`")
+    p.add_argument(
+        "--cairn-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="environment for the cairn server, e.g. GRPC_EXPERIMENTS=-event_engine_listener",
+    )
     p.add_argument(
         "--quiet",
         type=float,
@@ -338,10 +389,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="skip reading the big blob back through a pipe to check its digest",
     )
     p.add_argument("--profile-dir", type=Path, help="py-spy the cairn server per phase into DIR")
-    p.add_argument("--profiler", choices=PROFILERS, default="py-spy", help="sampler for --profile-dir")
-    p.add_argument("--profile-native", action="store_true", help="py-spy --native (pauses the server)")
+    p.add_argument(
+        "--profiler",
+        choices=PROFILERS,
+        default="py-spy",
+        help="sampler for --profile-dir",
+    )
+    p.add_argument(
+        "--profile-native",
+        action="store_true",
+        help="py-spy --native (pauses the server)",
+    )
     p.add_argument("--json", type=Path, help="also write the raw figures as JSON")
     args = p.parse_args(argv)
+    if any("=" not in item for item in args.cairn_env):
+        p.error("--cairn-env takes KEY=VALUE")
     if min(args.runs, args.size_mib, args.small_count) < 1 or args.retries < 0:
         p.error("--runs, --size-mib and --small-count must be positive, --retries >= 0")
     return args
@@ -354,15 +416,18 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"{binary} not found: apt-get install -y containerd")
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
+    cairn_env = dict(item.partition("=")[::2] for item in args.cairn_env)
+    fingerprint = source_fingerprint()  # before the run: the code the server was started from
     work = Path(tempfile.mkdtemp(prefix="cb", dir="/tmp"))  # short: unix socket paths <= 107 bytes
     profiler = Profiler(args.profile_dir, args.profiler, native=args.profile_native)
     try:
-        log(f"work dir {work}; writing {args.size_mib} MiB + {args.small_count} x 4 KiB of random data")
+        count = args.small_count if "small" in args.workloads else 1
+        log(f"work dir {work}; writing {args.size_mib} MiB + {count} x 4 KiB of random data")
         big = write_random_file(work / "big", args.size_mib << 20)
-        small = make_small_blobs(work / "small", args.small_count)
+        small = make_small_blobs(work / "small", count)
         servers: dict[str, Server] = {
             CONTAINERD: Containerd(work / "cd"),
-            CAIRN: Cairn(work / "cn", args.cairn_args, args.cairn_cpus),
+            CAIRN: Cairn(work / "cn", args.cairn_args, args.cairn_cpus, cairn_env),
         }
         with running(list(servers.values())):
             results = Bench(args, work, big, small, servers, profiler).run()
@@ -374,10 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}  {machine_description()}")
     print(f"# {' '.join([Path(sys.executable).name, *sys.argv])}")
-    if args.cairn_args or args.cairn_cpus:
+    print(f"# {fingerprint}")
+    if args.cairn_args or args.cairn_cpus or args.cairn_env:
         print(
-            f"# cairn variant: serve {args.cairn_args or '(defaults)'}; "
-            f"taskset -c {args.cairn_cpus or '(none)'}"
+            f"# cairn variant: serve {args.cairn_args or '(default flags)'}; "
+            f"taskset -c {args.cairn_cpus or '(none)'}; env {' '.join(args.cairn_env) or '(none)'}"
         )
     print(results.table(args.runs))
     for note in results.notes:

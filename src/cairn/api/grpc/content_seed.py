@@ -103,10 +103,8 @@ class SeedContentServicer(pb_grpc.ContentServicer):
         self, request_iterator: Iterator[pb.WriteRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.WriteResponse]:
         def step(session: WriteSession, r: pb.WriteRequest) -> tuple[WriteStep, int]:
-            return (
-                session.step(r.action, r.ref, r.expected_size, r.expected_digest, r.offset, r.data),
-                len(r.data),
-            )
+            data = r.data  # each access copies the bytes out of the message: read it once
+            return session.step(r.action, r.ref, r.expected_size, r.expected_digest, r.offset, data), len(data)
 
         def respond(request: pb.WriteRequest, step: WriteStep) -> pb.WriteResponse:
             response = pb.WriteResponse(action=request.action, offset=step.offset, digest=step.digest)

@@ -98,10 +98,8 @@ class ContentServicer(pb_grpc.ContentServicer):
         self, request_iterator: Iterator[pb.WriteContentRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.WriteContentResponse]:
         def step(session: WriteSession, r: pb.WriteContentRequest) -> tuple[WriteStep, int]:
-            return (
-                session.step(r.action, r.ref, r.total, r.expected, r.offset, r.data, r.labels),
-                len(r.data),
-            )
+            data = r.data  # each access copies the bytes out of the message: read it once
+            return session.step(r.action, r.ref, r.total, r.expected, r.offset, data, r.labels), len(data)
 
         def respond(request: pb.WriteContentRequest, step: WriteStep) -> pb.WriteContentResponse:
             response = pb.WriteContentResponse(action=request.action, offset=step.offset, digest=step.digest)

@@ -67,12 +67,13 @@ def _hash_file(path: str, algorithm: str, size: int) -> Hasher:
 class LocalIngestData:
     """An :class:`~cairn.core.content.backend.IngestData` in ``<root>/ingest/<key>/data``.
 
-    Appends are pipelined: :meth:`append` queues the bytes (at most
-    ``_PIPELINE_DEPTH`` chunks) and returns, and one worker thread writes and
-    hashes them, so receiving the next chunk overlaps with storing this one
-    (measured on this machine kind: ``ctr content ingest`` 1.80x -> 2.15x of
-    containerd). Anything that needs the bytes (digest, truncate, publish,
-    close) drains the queue first. A failed write truncates the file back to
+    Appends are pipelined: from the second chunk on, :meth:`append` queues the
+    bytes (at most ``_PIPELINE_DEPTH`` chunks) and returns, and one worker
+    thread writes and hashes them, so receiving the next chunk overlaps with
+    storing this one (docs/benchmarks.md: ``ctr content ingest`` went from
+    1.57x to 2.08x of containerd). The first chunk is stored inline, so a
+    one-message blob starts no thread. Anything that needs the bytes (digest,
+    truncate, publish, close) drains the queue first. A failed write truncates the file back to
     the last chunk written whole, so file and hash stay in step, and is raised
     by the next call.
     """
@@ -93,6 +94,8 @@ class LocalIngestData:
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=_PIPELINE_DEPTH)
         self._worker: threading.Thread | None = None
         self._error: CairnError | None = None
+        self._appended = False
+        self._synced = False  # publish() fsynced everything written so far
 
     @property
     def size(self) -> int:
@@ -103,6 +106,14 @@ class LocalIngestData:
             return
         if self._error is not None:
             self._drain()
+        if self._worker is None and not self._appended:
+            # The first chunk is stored inline: a blob of one message needs no thread.
+            self._appended = True
+            self._store(data)
+            self._size = self._written
+            if self._error is not None:
+                self._drain()
+            return
         if self._worker is None:
             self._worker = threading.Thread(target=self._store_chunks, name=f"ingest-{self._key[:8]}", daemon=True)
             self._worker.start()
@@ -118,7 +129,7 @@ class LocalIngestData:
                 self._queue.task_done()
         self._queue.task_done()
 
-    def _store(self, chunk: bytes) -> None:
+    def _store(self, chunk: bytes | memoryview) -> None:
         try:
             write_all(self._fd, chunk, f"ingest {self._key}")
         except (OSError, CairnError) as exc:
@@ -141,6 +152,7 @@ class LocalIngestData:
 
     def truncate(self) -> None:
         self._drain()
+        self._synced = False
         os.ftruncate(self._fd, 0)
         self._size = self._written = 0
         self._hasher = new_hasher(self._hasher.name)
@@ -156,6 +168,7 @@ class LocalIngestData:
         target = self._blob_path_of(digest)
         try:
             os.fsync(self._fd)
+            self._synced = True
             os.makedirs(os.path.dirname(target), exist_ok=True)
             try:
                 os.link(self._path, target)
@@ -171,7 +184,8 @@ class LocalIngestData:
             return
         try:
             self._stop_worker()
-            os.fsync(self._fd)
+            if not self._synced:
+                os.fsync(self._fd)
         finally:
             os.close(self._fd)
             self._fd = -1
