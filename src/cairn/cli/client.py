@@ -106,27 +106,13 @@ class ContentClient:
     # -- Manager -------------------------------------------------------------
     def info(self, digest: str) -> pb.Info:
         """The blob's Info; NotFoundError when the namespace has no such blob."""
-        try:
-            response = self._stub.Info(
-                pb.InfoRequest(digest=digest), timeout=self.timeout, metadata=self._metadata
-            )
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        info: pb.Info = response.info
+        info: pb.Info = self._call("Info", pb.InfoRequest(digest=digest)).info
         return info
 
     def list(self, filters: Sequence[str] = ()) -> Iterator[pb.Info]:
         """Every blob of the namespace matching any of ``filters`` (containerd syntax), streamed."""
-        call = self._stub.List(
-            pb.ListContentRequest(filters=list(filters)), timeout=self.timeout, metadata=self._metadata
-        )
-        try:
-            for response in call:
-                yield from response.info
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        finally:
-            call.cancel()
+        for response in self._stream("List", pb.ListContentRequest(filters=list(filters))):
+            yield from response.info
 
     def update_labels(
         self, digest: str, set_labels: Mapping[str, str], delete: Sequence[str] = ()
@@ -143,21 +129,12 @@ class ContentClient:
             return self.info(digest)
         request = pb.UpdateRequest(info=pb.Info(digest=digest, labels=labels))
         request.update_mask.paths.extend(paths)
-        try:
-            response = self._stub.Update(request, timeout=self.timeout, metadata=self._metadata)
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        info: pb.Info = response.info
+        info: pb.Info = self._call("Update", request).info
         return info
 
     def delete(self, digest: str) -> None:
         """Remove the blob from the namespace; NotFoundError when it has no such blob."""
-        try:
-            self._stub.Delete(
-                pb.DeleteContentRequest(digest=digest), timeout=self.timeout, metadata=self._metadata
-            )
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
+        self._call("Delete", pb.DeleteContentRequest(digest=digest))
 
     # -- Provider ------------------------------------------------------------
     def read(self, digest: str, offset: int = 0, size: int = 0) -> Iterator[bytes]:
@@ -165,49 +142,41 @@ class ContentClient:
 
         Stopping early cancels the RPC. The bytes are not verified here.
         """
-        call = self._stub.Read(
-            pb.ReadContentRequest(digest=digest, offset=offset, size=size),
-            timeout=self.timeout,
-            metadata=self._metadata,
-        )
-        try:
-            for response in call:
-                yield response.data
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        finally:
-            call.cancel()
+        request = pb.ReadContentRequest(digest=digest, offset=offset, size=size)
+        for response in self._stream("Read", request):
+            yield response.data
 
     # -- IngestManager -------------------------------------------------------
     def statuses(self, filters: Sequence[str] = ()) -> builtins.list[pb.Status]:
         """The active ingests of the namespace whose ref matches any of ``filters``."""
-        try:
-            response = self._stub.ListStatuses(
-                pb.ListStatusesRequest(filters=list(filters)),
-                timeout=self.timeout,
-                metadata=self._metadata,
-            )
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        return list(response.statuses)
+        return list(self._call("ListStatuses", pb.ListStatusesRequest(filters=list(filters))).statuses)
 
     def status(self, ref: str) -> pb.Status:
         """The active ingest ``ref``; NotFoundError when there is none."""
-        try:
-            response = self._stub.Status(
-                pb.StatusRequest(ref=ref), timeout=self.timeout, metadata=self._metadata
-            )
-        except grpc.RpcError as exc:
-            raise self._error(exc) from None
-        status: pb.Status = response.status
+        status: pb.Status = self._call("Status", pb.StatusRequest(ref=ref)).status
         return status
 
     def abort(self, ref: str) -> None:
         """Drop the active ingest ``ref`` and its data; NotFoundError when there is none."""
+        self._call("Abort", pb.AbortRequest(ref=ref))
+
+    # -- calls ---------------------------------------------------------------
+    def _call(self, method: str, request: Any) -> Any:
+        """One unary call with the namespace and timeout; failures in cairn's vocabulary."""
         try:
-            self._stub.Abort(pb.AbortRequest(ref=ref), timeout=self.timeout, metadata=self._metadata)
+            return getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
         except grpc.RpcError as exc:
             raise self._error(exc) from None
+
+    def _stream(self, method: str, request: Any) -> Iterator[Any]:
+        """The responses of one server-streaming call; stopping early cancels it."""
+        call = getattr(self._stub, method)(request, timeout=self.timeout, metadata=self._metadata)
+        try:
+            yield from call
+        except grpc.RpcError as exc:
+            raise self._error(exc) from None
+        finally:
+            call.cancel()
 
     # -- Ingester ------------------------------------------------------------
     def ingest(
