@@ -29,7 +29,7 @@ from cairn.api.metrics import Metrics
 from cairn.core.catalog import open_catalog
 from cairn.core.content import open_content_store
 from cairn.core.errors import UnavailableError
-from cairn.settings import Settings
+from cairn.settings import Settings, parse_cpus
 
 __all__ = ["serve"]
 
@@ -92,6 +92,7 @@ def serve(settings: Settings) -> None:
             unix_socket=str(socket_path),
             workers=settings.grpc_workers,
             read_chunk=settings.read_chunk_bytes,
+            cpus=parse_cpus(settings.grpc_cpus),
         )
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
         asyncio.run(_run_http(settings, metrics, socket_path))

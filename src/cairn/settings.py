@@ -18,7 +18,7 @@ from typing import Any
 
 from cairn.core.errors import InvalidArgumentError
 
-__all__ = ["Address", "Settings", "parse_address"]
+__all__ = ["Address", "Settings", "parse_address", "parse_cpus"]
 
 ENV_PREFIX = "CAIRN_"
 
@@ -85,6 +85,8 @@ class Settings:
     insecure_allow_anonymous: bool = False
     grpc_workers: int = 32
     read_chunk_bytes: int = 1 << 20
+    #: CPUs for grpcio's threads: ``auto`` (one CPU), ``all``, or a list like ``0`` or ``0-1,4``
+    grpc_cpus: str = "auto"
     log_level: str = "info"
     config: Path | None = None
 
@@ -157,6 +159,9 @@ class Settings:
                 values[name] = _as_int(value, name)
                 if values[name] <= 0:
                     raise InvalidArgumentError(f"setting {name} must be positive, not {value}")
+            elif name == "grpc_cpus":
+                values[name] = str(value).strip() or "auto"
+                parse_cpus(values[name])  # refuse a bad list at start-up
             elif name == "log_level":
                 level = str(value).lower()
                 if level not in ("debug", "info", "warning", "error"):
@@ -165,6 +170,37 @@ class Settings:
             else:
                 values[name] = str(value)
         return cls(**values)
+
+
+def parse_cpus(text: str) -> frozenset[int] | None:
+    """The CPU set for grpcio's threads: ``auto``, ``all`` (None: no restriction) or a taskset list.
+
+    ``auto`` is the first CPU the process may use. One CPU is the measured best for
+    grpcio's call handoffs (docs/benchmarks.md: ``ctr content get`` 0.53x -> 0.84x of
+    containerd), and Python handler code runs under the GIL on one CPU at a time
+    anyway; hashing and disk writes of ingests run on threads that use every CPU.
+    """
+    name = "grpc_cpus"
+    available = os.sched_getaffinity(0)
+    if text == "all":
+        return None
+    if text == "auto":
+        return frozenset({min(available)})
+    cpus: set[int] = set()
+    try:
+        for part in text.split(","):
+            low, _, high = part.partition("-")
+            cpus.update(range(int(low), int(high or low) + 1))
+    except ValueError:
+        raise InvalidArgumentError(
+            f"setting {name}: {text!r} is not auto, all, or a CPU list like 0 or 0-1,4"
+        ) from None
+    if not cpus or not cpus <= available:
+        raise InvalidArgumentError(
+            f"setting {name}: CPUs {sorted(cpus)} are not all available (this process may use "
+            f"{sorted(available)})"
+        )
+    return frozenset(cpus)
 
 
 def _read_config(path: Path, names: set[str]) -> dict[str, Any]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from cairn.core.errors import InvalidArgumentError
-from cairn.settings import Address, Settings, parse_address
+from cairn.settings import Address, Settings, parse_address, parse_cpus
 
 
 def test_defaults() -> None:
@@ -60,3 +61,15 @@ def test_non_loopback_needs_auth_or_explicit_consent() -> None:
 def test_parse_address_rejects(text: str) -> None:
     with pytest.raises(InvalidArgumentError):
         parse_address(text, "--http-addr")
+
+
+def test_grpc_cpus() -> None:
+    available = os.sched_getaffinity(0)
+    assert Settings.load({}, environ={}).grpc_cpus == "auto"
+    assert parse_cpus("auto") == frozenset({min(available)})
+    assert parse_cpus("all") is None
+    assert parse_cpus(str(min(available))) == frozenset({min(available)})
+    with pytest.raises(InvalidArgumentError, match="not auto, all, or a CPU list"):
+        Settings.load({}, environ={"CAIRN_GRPC_CPUS": "zero"})
+    with pytest.raises(InvalidArgumentError, match="not all available"):
+        Settings.load({"grpc_cpus": "4096"}, environ={})

@@ -20,6 +20,7 @@ __all__ = ["serve_command"]
 @click.option("--content-url", help="Content backend URL [CAIRN_CONTENT_URL; file://<data-dir>/content]")
 @click.option("--catalog-url", help="Catalog URL [CAIRN_CATALOG_URL; sqlite://<data-dir>/cairn.db]")
 @click.option("--grpc-workers", type=int, help="gRPC worker threads [CAIRN_GRPC_WORKERS; 32]")
+@click.option("--grpc-cpus", metavar="CPUS", help="CPUs for gRPC's threads: auto (one), all, or e.g. 0-1 [CAIRN_GRPC_CPUS; auto]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(
     "--insecure-allow-anonymous",

@@ -9,8 +9,11 @@ same port fails loudly instead of sharing it.
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import grpc
 
@@ -48,8 +51,40 @@ def build_grpc_server(
     unix_socket: str | None,
     workers: int,
     read_chunk: int,
+    cpus: frozenset[int] | None = None,
 ) -> GrpcFaces:
-    """Create, bind and start the server; UnavailableError naming the address if a bind fails."""
+    """Create, bind and start the server; UnavailableError naming the address if a bind fails.
+
+    With ``cpus``, grpcio's threads (its core threads, its polling thread and the
+    worker pool they start) run only on those CPUs; the rest of the process keeps
+    all of its CPUs. Threads inherit the affinity of the thread that starts them,
+    so the caller's affinity is narrowed while the server starts, then restored.
+    """
+    with _affinity(cpus):
+        return _start(store, metrics, tcp, unix_socket, workers, read_chunk)
+
+
+@contextmanager
+def _affinity(cpus: frozenset[int] | None) -> Iterator[None]:
+    if not cpus:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _start(
+    store: ContentStore,
+    metrics: Metrics,
+    tcp: str | None,
+    unix_socket: str | None,
+    workers: int,
+    read_chunk: int,
+) -> GrpcFaces:
     stopping = threading.Event()
     server = grpc.server(
         ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),

@@ -23,6 +23,9 @@ __all__ = ["BlobPath", "HasherCache", "LocalIngestData"]
 
 BlobPath = Callable[[Digest], str]
 
+#: The CPUs the process may use, as seen when cairn started.
+_PROCESS_CPUS = frozenset(os.sched_getaffinity(0))
+
 _CHUNK = 1 << 20
 #: Chunks an ingest may have queued for its writer thread (memory bound: depth x message size).
 _PIPELINE_DEPTH = 4
@@ -121,6 +124,9 @@ class LocalIngestData:
         self._size += len(data)
 
     def _store_chunks(self) -> None:
+        # Started from whatever thread received the chunk (a server may keep its
+        # network threads on few CPUs); storing and hashing may use them all.
+        os.sched_setaffinity(0, _PROCESS_CPUS)
         while (chunk := self._queue.get()) is not None:
             try:
                 if self._error is None:
