@@ -120,6 +120,8 @@ _digest = st.none() | st.builds(Digest.of, st.binary(max_size=8), st.sampled_fro
 
 @given(_registry, st.lists(_component, min_size=1, max_size=4), _tag, _digest)
 def test_reference_roundtrip(registry: str, path: list[str], tag: str | None, digest: Digest | None) -> None:
+    if not registry and len(path) > 1 and "." in path[0]:
+        registry = "docker.io/"  # without a registry, a dotted first component *is* the registry (as Docker)
     text = registry + "/".join(path)
     text += f":{tag}" if tag is not None else ""
     text += f"@{digest}" if digest is not None else ""

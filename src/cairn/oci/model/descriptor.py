@@ -1,4 +1,4 @@
-"""OCI content descriptors and platforms, with the JSON field helpers the model shares.
+"""OCI content descriptors and platforms.
 
 A :class:`Descriptor` points at content by media type, digest and size. It is
 parsed from and serialised to the JSON object form of the image spec; fields the
@@ -17,54 +17,17 @@ from typing import Any
 
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgumentError
+from cairn.oci.model.fields import (
+    JSONObject,
+    annotations_of,
+    extra_of,
+    invalid,
+    object_of,
+    str_list_of,
+    str_of,
+)
 
 __all__ = ["Descriptor", "Platform"]
-
-JSONObject = dict[str, Any]
-
-
-def _invalid(where: str, reason: str) -> InvalidArgumentError:
-    return InvalidArgumentError(f"{where}: {reason}")
-
-
-def _object(value: object, where: str) -> JSONObject:
-    if not isinstance(value, dict):
-        raise _invalid(where, "must be a JSON object")
-    return value
-
-
-def _str(obj: JSONObject, key: str, where: str, *, required: bool = False) -> str | None:
-    value = obj.get(key)
-    if value is None:
-        if required:
-            raise _invalid(f"{where}.{key}", "is required")
-        return None
-    if not isinstance(value, str):
-        raise _invalid(f"{where}.{key}", "must be a string")
-    return value
-
-
-def _str_list(obj: JSONObject, key: str, where: str) -> tuple[str, ...]:
-    value = obj.get(key)
-    if value is None:
-        return ()
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise _invalid(f"{where}.{key}", "must be a list of strings")
-    return tuple(value)
-
-
-def _annotations(obj: JSONObject, key: str, where: str) -> dict[str, str]:
-    value = obj.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise _invalid(f"{where}.{key}", "must be an object of string values")
-    return dict(value)
-
-
-def _extra(obj: JSONObject, known: frozenset[str]) -> dict[str, Any]:
-    return {key: value for key, value in obj.items() if key not in known}
-
 
 @dataclass(frozen=True)
 class Platform:
@@ -82,14 +45,14 @@ class Platform:
     @classmethod
     def from_dict(cls, value: object, where: str = "platform") -> Platform:
         """Parse the JSON object form; raises :class:`InvalidArgumentError` naming the field."""
-        obj = _object(value, where)
+        obj = object_of(value, where)
         return cls(
-            architecture=_str(obj, "architecture", where, required=True) or "",
-            os=_str(obj, "os", where, required=True) or "",
-            os_version=_str(obj, "os.version", where),
-            os_features=_str_list(obj, "os.features", where),
-            variant=_str(obj, "variant", where),
-            extra=_extra(obj, cls._KNOWN),
+            architecture=str_of(obj, "architecture", where, required=True) or "",
+            os=str_of(obj, "os", where, required=True) or "",
+            os_version=str_of(obj, "os.version", where),
+            os_features=str_list_of(obj, "os.features", where),
+            variant=str_of(obj, "variant", where),
+            extra=extra_of(obj, cls._KNOWN),
         )
 
     def to_dict(self) -> JSONObject:
@@ -137,28 +100,28 @@ class Descriptor:
         ``where`` prefixes messages (``layers[2].digest: ...``) so callers can say
         which descriptor of a manifest was wrong.
         """
-        obj = _object(value, where)
-        media_type = _str(obj, "mediaType", where, required=True) or ""
-        digest_text = _str(obj, "digest", where, required=True) or ""
+        obj = object_of(value, where)
+        media_type = str_of(obj, "mediaType", where, required=True) or ""
+        digest_text = str_of(obj, "digest", where, required=True) or ""
         try:
             digest = Digest.parse(digest_text)
         except InvalidArgumentError as exc:
-            raise _invalid(f"{where}.digest", exc.message) from exc
+            raise invalid(f"{where}.digest", exc.message) from exc
         size = obj.get("size")
         if size is None:
-            raise _invalid(f"{where}.size", "is required")
+            raise invalid(f"{where}.size", "is required")
         if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-            raise _invalid(f"{where}.size", "must be an integer >= 0")
+            raise invalid(f"{where}.size", "must be an integer >= 0")
         platform = obj.get("platform")
         return cls(
             media_type=media_type,
             digest=digest,
             size=size,
-            urls=_str_list(obj, "urls", where),
-            annotations=_annotations(obj, "annotations", where),
+            urls=str_list_of(obj, "urls", where),
+            annotations=annotations_of(obj, "annotations", where),
             platform=None if platform is None else Platform.from_dict(platform, f"{where}.platform"),
-            artifact_type=_str(obj, "artifactType", where),
-            extra=_extra(obj, cls._KNOWN),
+            artifact_type=str_of(obj, "artifactType", where),
+            extra=extra_of(obj, cls._KNOWN),
         )
 
     def to_dict(self) -> JSONObject:

@@ -27,14 +27,8 @@ from typing import Any
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgumentError
 from cairn.oci.model import mediatypes
-from cairn.oci.model.descriptor import (
-    Descriptor,
-    JSONObject,
-    _annotations,
-    _extra,
-    _invalid,
-    _str,
-)
+from cairn.oci.model.descriptor import Descriptor
+from cairn.oci.model.fields import JSONObject, annotations_of, extra_of, invalid, str_of
 
 __all__ = ["ImageIndex", "ImageManifest", "parse_manifest"]
 
@@ -54,10 +48,10 @@ def _descriptors(obj: JSONObject, key: str, where: str, *, required: bool) -> tu
     value = obj.get(key)
     if value is None:
         if required:
-            raise _invalid(f"{where}.{key}", "is required")
+            raise invalid(f"{where}.{key}", "is required")
         return ()
     if not isinstance(value, list):
-        raise _invalid(f"{where}.{key}", "must be a list of descriptors")
+        raise invalid(f"{where}.{key}", "must be a list of descriptors")
     return tuple(Descriptor.from_dict(item, f"{where}.{key}[{i}]") for i, item in enumerate(value))
 
 
@@ -217,23 +211,23 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> ImageManifes
     where = "manifest"
     version = obj.get("schemaVersion")
     if isinstance(version, bool) or version != 2 or not isinstance(version, int):
-        raise _invalid(f"{where}.schemaVersion", f"must be 2, got {version!r}")
-    field_type = _str(obj, "mediaType", where)
+        raise invalid(f"{where}.schemaVersion", f"must be 2, got {version!r}")
+    field_type = str_of(obj, "mediaType", where)
     header_type = mediatypes.base(content_type) if content_type else None
     if field_type is not None and header_type is not None and field_type != header_type:
-        raise _invalid(f"{where}.mediaType", f"{field_type!r} differs from Content-Type {header_type!r}")
+        raise invalid(f"{where}.mediaType", f"{field_type!r} differs from Content-Type {header_type!r}")
     if header_type is not None and mediatypes.is_docker(header_type) and field_type is None:
-        raise _invalid(f"{where}.mediaType", f"is required for {header_type}")
+        raise invalid(f"{where}.mediaType", f"is required for {header_type}")
     kind = field_type or header_type
     if kind is None:
         kind = mediatypes.OCI_INDEX if "manifests" in obj else mediatypes.OCI_MANIFEST
     subject = _subject(obj, where)
-    artifact_type = _str(obj, "artifactType", where)
-    annotations = _annotations(obj, "annotations", where)
+    artifact_type = str_of(obj, "artifactType", where)
+    annotations = annotations_of(obj, "annotations", where)
     if mediatypes.is_manifest(kind):
         config = obj.get("config")
         if config is None:
-            raise _invalid(f"{where}.config", "is required")
+            raise invalid(f"{where}.config", "is required")
         return ImageManifest(
             raw,
             field_type,
@@ -242,7 +236,7 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> ImageManifes
             annotations=annotations,
             config=Descriptor.from_dict(config, f"{where}.config"),
             layers=_descriptors(obj, "layers", where, required=False),
-            extra=_extra(obj, _MANIFEST_KNOWN),
+            extra=extra_of(obj, _MANIFEST_KNOWN),
         )
     if mediatypes.is_index(kind):
         return ImageIndex(
@@ -252,6 +246,6 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> ImageManifes
             artifact_type=artifact_type,
             annotations=annotations,
             manifests=_descriptors(obj, "manifests", where, required=True),
-            extra=_extra(obj, _INDEX_KNOWN),
+            extra=extra_of(obj, _INDEX_KNOWN),
         )
-    raise _invalid(f"{where}.mediaType", f"unsupported manifest media type {kind!r}")
+    raise invalid(f"{where}.mediaType", f"unsupported manifest media type {kind!r}")
