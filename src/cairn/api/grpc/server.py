@@ -60,12 +60,32 @@ def build_grpc_server(
     all of its CPUs. Threads inherit the affinity of the thread that starts them,
     so the caller's affinity is narrowed while the server starts, then restored.
     """
-    with _affinity(cpus):
-        return _start(store, metrics, tcp, unix_socket, workers, read_chunk)
+    stopping = threading.Event()
+    with _affinity(cpus):  # grpcio creates its threads while the server starts
+        server = grpc.server(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        v1_grpc.add_ContentServicer_to_server(ContentServicer(store, metrics, read_chunk), server)
+        seed_grpc.add_ContentServicer_to_server(
+            SeedContentServicer(store, metrics, stopping, read_chunk), server
+        )
+        for address in filter(None, (tcp, f"unix:{unix_socket}" if unix_socket else None)):
+            try:
+                server.add_insecure_port(address)
+            except RuntimeError as exc:
+                raise UnavailableError(f"cannot listen for gRPC on {address}: {exc}") from None
+        server.start()
+    return GrpcFaces(server, stopping)
 
 
 @contextmanager
 def _affinity(cpus: frozenset[int] | None) -> Iterator[None]:
+    """Run the block on ``cpus`` only (None: unchanged), then restore the thread's affinity."""
     if not cpus:
         yield
         return
@@ -75,33 +95,3 @@ def _affinity(cpus: frozenset[int] | None) -> Iterator[None]:
         yield
     finally:
         os.sched_setaffinity(0, before)
-
-
-def _start(
-    store: ContentStore,
-    metrics: Metrics,
-    tcp: str | None,
-    unix_socket: str | None,
-    workers: int,
-    read_chunk: int,
-) -> GrpcFaces:
-    stopping = threading.Event()
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        options=[
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
-        ],
-    )
-    v1_grpc.add_ContentServicer_to_server(ContentServicer(store, metrics, read_chunk), server)
-    seed_grpc.add_ContentServicer_to_server(
-        SeedContentServicer(store, metrics, stopping, read_chunk), server
-    )
-    for address in filter(None, (tcp, f"unix:{unix_socket}" if unix_socket else None)):
-        try:
-            server.add_insecure_port(address)
-        except RuntimeError as exc:
-            raise UnavailableError(f"cannot listen for gRPC on {address}: {exc}") from None
-    server.start()
-    return GrpcFaces(server, stopping)

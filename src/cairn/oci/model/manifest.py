@@ -61,6 +61,29 @@ def _subject(obj: JSONObject, where: str) -> Descriptor | None:
 
 
 @dataclass(frozen=True)
+def _document(
+    media_type: str | None,
+    artifact_type: str | None,
+    body: JSONObject,
+    subject: Descriptor | None,
+    annotations: Mapping[str, str],
+    extra: Mapping[str, Any],
+) -> JSONObject:
+    """A manifest or index as JSON, fields in image-spec order, unknown fields last."""
+    out: JSONObject = {"schemaVersion": 2}
+    if media_type is not None:
+        out["mediaType"] = media_type
+    if artifact_type is not None:
+        out["artifactType"] = artifact_type
+    out.update(body)
+    if subject is not None:
+        out["subject"] = subject.to_dict()
+    if annotations:
+        out["annotations"] = dict(annotations)
+    out.update(extra)
+    return out
+
+
 class _Base:
     """What manifests and indexes share: the received bytes and their digest."""
 
@@ -117,20 +140,9 @@ class ImageManifest(_Base):
 
     def to_dict(self) -> JSONObject:
         """The JSON object form of the model, fields in image-spec order."""
-        out: JSONObject = {"schemaVersion": 2}
-        if self.media_type is not None:
-            out["mediaType"] = self.media_type
-        if self.artifact_type is not None:
-            out["artifactType"] = self.artifact_type
-        if self.config is not None:
-            out["config"] = self.config.to_dict()
-        out["layers"] = [layer.to_dict() for layer in self.layers]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_dict()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        out.update(self.extra)
-        return out
+        body: JSONObject = {} if self.config is None else {"config": self.config.to_dict()}
+        body["layers"] = [layer.to_dict() for layer in self.layers]
+        return _document(self.media_type, self.artifact_type, body, self.subject, self.annotations, self.extra)
 
     def references(self) -> tuple[Descriptor, ...]:
         """The blobs this manifest needs: config then layers (``subject`` is not included)."""
@@ -174,18 +186,8 @@ class ImageIndex(_Base):
 
     def to_dict(self) -> JSONObject:
         """The JSON object form of the model, fields in image-spec order."""
-        out: JSONObject = {"schemaVersion": 2}
-        if self.media_type is not None:
-            out["mediaType"] = self.media_type
-        if self.artifact_type is not None:
-            out["artifactType"] = self.artifact_type
-        out["manifests"] = [child.to_dict() for child in self.manifests]
-        if self.subject is not None:
-            out["subject"] = self.subject.to_dict()
-        if self.annotations:
-            out["annotations"] = dict(self.annotations)
-        out.update(self.extra)
-        return out
+        body: JSONObject = {"manifests": [child.to_dict() for child in self.manifests]}
+        return _document(self.media_type, self.artifact_type, body, self.subject, self.annotations, self.extra)
 
     def references(self) -> tuple[Descriptor, ...]:
         """The child manifests and indexes this index lists (``subject`` is not included)."""
