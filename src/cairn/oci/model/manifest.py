@@ -60,7 +60,6 @@ def _subject(obj: JSONObject, where: str) -> Descriptor | None:
     return None if value is None else Descriptor.from_dict(value, f"{where}.subject")
 
 
-@dataclass(frozen=True)
 def _document(
     media_type: str | None,
     artifact_type: str | None,
@@ -84,6 +83,7 @@ def _document(
     return out
 
 
+@dataclass(frozen=True)
 class _Base:
     """What manifests and indexes share: the received bytes and their digest."""
 
