@@ -24,7 +24,7 @@ from typing import Any, Protocol, Self, runtime_checkable
 
 import grpc
 
-from cairn.api.grpc.context import NAMESPACE_HEADER
+from cairn.api.grpc.context import MAX_MESSAGE_BYTES, NAMESPACE_HEADER
 from cairn.api.grpc.errors import CODES
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
@@ -37,8 +37,6 @@ from cairn.core.errors import (
 
 __all__ = ["MAX_MESSAGE_BYTES", "ByteSource", "ContentClient", "grpc_target"]
 
-#: containerd and ctr use 16 MiB each way; so does ``cairn serve``.
-MAX_MESSAGE_BYTES = 16 << 20
 
 _ERRORS: dict[grpc.StatusCode, type[CairnError]] = {code: cls for cls, code in CODES.items()}
 #: How grpc-core words "nothing listens there" (as opposed to a server's own UNAVAILABLE).

@@ -8,9 +8,11 @@ from cairn.core.content import validate_namespace
 from cairn.core.digest import Digest
 from cairn.core.errors import FailedPreconditionError
 
-__all__ = ["NAMESPACE_HEADER", "namespace_of", "parse_digest"]
+__all__ = ["MAX_MESSAGE_BYTES", "NAMESPACE_HEADER", "namespace_of", "parse_digest"]
 
 NAMESPACE_HEADER = "containerd-namespace"
+#: gRPC message limit each way; containerd and ctr use 16 MiB.
+MAX_MESSAGE_BYTES = 16 << 20
 
 
 def namespace_of(context: grpc.ServicerContext, default: str | None = None) -> str:

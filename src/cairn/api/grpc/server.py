@@ -19,6 +19,7 @@ import grpc
 
 from cairn.api.grpc.content_seed import SeedContentServicer
 from cairn.api.grpc.content_v1 import ContentServicer
+from cairn.api.grpc.context import MAX_MESSAGE_BYTES
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as v1_grpc
 from cairn.api.grpc.gen.containerd.v1 import content_pb2_grpc as seed_grpc
 from cairn.api.metrics import Metrics
@@ -27,8 +28,6 @@ from cairn.core.errors import UnavailableError
 
 __all__ = ["MAX_MESSAGE_BYTES", "GrpcFaces", "build_grpc_server"]
 
-#: containerd and ctr use 16 MiB each way.
-MAX_MESSAGE_BYTES = 16 << 20
 
 
 class GrpcFaces:

@@ -106,6 +106,13 @@ class _Base:
     def size(self) -> int:
         return len(self.raw)
 
+    def to_dict(self) -> JSONObject:
+        raise NotImplementedError
+
+    def encode(self) -> bytes:
+        """A canonical re-encoding of the model (not :attr:`raw`; its digest may differ)."""
+        return _encode(self.to_dict())
+
 
 @dataclass(frozen=True)
 class ImageManifest(_Base):
@@ -133,10 +140,6 @@ class ImageManifest(_Base):
         """Build a new manifest; its bytes are the canonical encoding (see the module doc)."""
         args = (media_type, config, tuple(layers), subject, artifact_type, dict(annotations or {}))
         return cls(_encode(cls(b"", *args).to_dict()), *args)
-
-    def encode(self) -> bytes:
-        """A canonical re-encoding of the model (not :attr:`raw`; its digest may differ)."""
-        return _encode(self.to_dict())
 
     def to_dict(self) -> JSONObject:
         """The JSON object form of the model, fields in image-spec order."""
@@ -179,10 +182,6 @@ class ImageIndex(_Base):
         """Build a new index; its bytes are the canonical encoding (see the module doc)."""
         args = (media_type, tuple(manifests), subject, artifact_type, dict(annotations or {}))
         return cls(_encode(cls(b"", *args).to_dict()), *args)
-
-    def encode(self) -> bytes:
-        """A canonical re-encoding of the model (not :attr:`raw`; its digest may differ)."""
-        return _encode(self.to_dict())
 
     def to_dict(self) -> JSONObject:
         """The JSON object form of the model, fields in image-spec order."""
