@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -25,10 +26,13 @@ from aiohttp import web
 from cairn import __version__
 from cairn.api.grpc.server import build_grpc_server
 from cairn.api.http.app import build_http_app
+from cairn.api.http.auth import HttpAuth
 from cairn.api.metrics import Metrics
+from cairn.core.auth import open_auth
 from cairn.core.catalog import open_catalog
 from cairn.core.content import open_content_store
 from cairn.core.errors import UnavailableError
+from cairn.oci.registry import Registry
 from cairn.settings import Settings, parse_cpus
 
 __all__ = ["serve"]
@@ -37,6 +41,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds in-flight calls get to finish on shutdown before they are cancelled.
 SHUTDOWN_GRACE = 5.0
+#: Threads for blocking work of HTTP requests (catalog writes and fsyncs may wait on the disk).
+HTTP_WORKER_THREADS = 32
+#: How often idle upload sessions are looked for, in seconds.
+UPLOAD_SWEEP_SECONDS = 600.0
+#: Bytes aiohttp buffers per connection before it stops reading the socket.
+HTTP_READ_BUFFER = 2 << 20
 
 
 def _lock_data_dir(data_dir: Path) -> int:
@@ -95,12 +105,37 @@ def serve(settings: Settings) -> None:
             cpus=parse_cpus(settings.grpc_cpus),
         )
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
-        asyncio.run(_run_http(settings, metrics, socket_path))
+        registry = Registry(
+            store,
+            catalog.registry,
+            namespace=settings.registry_namespace,
+            manifest_max_bytes=settings.manifest_max_bytes,
+        )
+        auth = HttpAuth(
+            open_auth(
+                settings.users_file,
+                settings.access_file,
+                settings.data_dir / "token.key",
+                settings.token_ttl_seconds,
+            )
+            if settings.users_file is not None
+            else None
+        )
+        asyncio.run(_run_http(settings, metrics, socket_path, registry, auth))
         log.info("shutting down: waiting up to %.0fs for in-flight calls", SHUTDOWN_GRACE)
 
 
-async def _run_http(settings: Settings, metrics: Metrics, socket_path: Path) -> None:
-    runner = web.AppRunner(build_http_app(metrics, __version__), access_log=None)
+async def _run_http(
+    settings: Settings, metrics: Metrics, socket_path: Path, registry: Registry, auth: HttpAuth
+) -> None:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(HTTP_WORKER_THREADS, thread_name_prefix="http-work"))
+    runner = web.AppRunner(
+        build_http_app(metrics, __version__, registry, auth),
+        access_log=None,
+        read_bufsize=HTTP_READ_BUFFER,
+        auto_decompress=False,  # blob bytes must arrive exactly as sent
+    )
     await runner.setup()
     site = web.TCPSite(runner, settings.http_addr.host, settings.http_addr.port, reuse_port=False)
     try:
@@ -110,12 +145,12 @@ async def _run_http(settings: Settings, metrics: Metrics, socket_path: Path) -> 
         raise UnavailableError(f"cannot listen for HTTP on {settings.http_addr}: {exc.strerror}") from None
 
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
+    sweeper = asyncio.create_task(_expire_uploads(registry, settings.upload_expiry_seconds))
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     gc.freeze()  # start-up objects never die; keep the collector off them (measured: faster Reads)
     log.info(
-        "cairn %s serving: grpc %s and unix:%s, http http://%s (data in %s)",
+        "cairn %s serving: grpc %s and unix:%s, http http://%s (registry at /v2/, data in %s)",
         __version__,
         settings.grpc_addr,
         socket_path,
@@ -125,4 +160,15 @@ async def _run_http(settings: Settings, metrics: Metrics, socket_path: Path) -> 
     try:
         await stop.wait()
     finally:
+        sweeper.cancel()
         await runner.cleanup()
+
+
+async def _expire_uploads(registry: Registry, idle_seconds: int) -> None:
+    """Cancel upload sessions idle for longer than ``idle_seconds``, now and then."""
+    while True:
+        try:
+            await asyncio.to_thread(registry.uploads.expire, idle_seconds)
+        except Exception:  # a busy catalog must not end the sweeper; try again next round
+            log.exception("could not expire idle upload sessions")
+        await asyncio.sleep(min(UPLOAD_SWEEP_SECONDS, max(idle_seconds / 4, 1.0)))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from cairn.core.content.model import validate_namespace
 from cairn.core.errors import InvalidArgumentError
 
 __all__ = ["Address", "Settings", "parse_address", "parse_cpus"]
@@ -88,6 +89,18 @@ class Settings:
     #: CPUs for grpcio's threads: ``auto`` (one CPU), ``all``, or a list like ``0`` or ``0-1,4``
     grpc_cpus: str = "auto"
     log_level: str = "info"
+    #: containerd namespace the registry's blobs and manifests live in (``ctr -n registry ...``)
+    registry_namespace: str = "registry"
+    #: largest manifest the registry accepts, in bytes (at least 4 MiB)
+    manifest_max_bytes: int = 4 << 20
+    #: seconds an idle upload session lives before it is expired
+    upload_expiry_seconds: int = 24 * 3600
+    #: htpasswd-style file of users with bcrypt hashes; setting it turns authentication on
+    users_file: Path | None = None
+    #: TOML file of per-repository access rules; default: every user may do everything
+    access_file: Path | None = None
+    #: lifetime of tokens issued by ``/token``, in seconds
+    token_ttl_seconds: int = 300
     config: Path | None = None
 
     @property
@@ -104,8 +117,8 @@ class Settings:
 
     @property
     def auth_configured(self) -> bool:
-        """Whether any authentication is set up (users arrive with the registry face)."""
-        return False
+        """Whether authentication is set up (a users file is configured)."""
+        return self.users_file is not None
 
     def check_binding(self) -> None:
         """Refuse non-loopback listeners without authentication unless explicitly allowed."""
@@ -147,7 +160,7 @@ class Settings:
         for name, value in raw.items():
             if name in ("data_dir",):
                 values[name] = Path(value)
-            elif name in ("socket", "config"):
+            elif name in ("socket", "config", "users_file", "access_file"):
                 values[name] = Path(value) if value else None
             elif name == "http_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--http-addr")
@@ -155,13 +168,23 @@ class Settings:
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--grpc-addr")
             elif name == "insecure_allow_anonymous":
                 values[name] = _as_bool(value, name)
-            elif name in ("grpc_workers", "read_chunk_bytes"):
+            elif name in (
+                "grpc_workers",
+                "read_chunk_bytes",
+                "manifest_max_bytes",
+                "upload_expiry_seconds",
+                "token_ttl_seconds",
+            ):
                 values[name] = _as_int(value, name)
                 if values[name] <= 0:
                     raise InvalidArgumentError(f"setting {name} must be positive, not {value}")
+                if name == "manifest_max_bytes" and values[name] < (4 << 20):
+                    raise InvalidArgumentError(f"setting {name} must be at least 4194304 (4 MiB), not {value}")
             elif name == "grpc_cpus":
                 values[name] = str(value).strip() or "auto"
                 parse_cpus(values[name])  # refuse a bad list at start-up
+            elif name == "registry_namespace":
+                values[name] = validate_namespace(str(value))
             elif name == "log_level":
                 level = str(value).lower()
                 if level not in ("debug", "info", "warning", "error"):

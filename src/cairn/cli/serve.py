@@ -21,6 +21,16 @@ __all__ = ["serve_command"]
 @click.option("--catalog-url", help="Catalog URL [CAIRN_CATALOG_URL; sqlite://<data-dir>/cairn.db]")
 @click.option("--grpc-workers", type=int, help="gRPC worker threads [CAIRN_GRPC_WORKERS; 32]")
 @click.option("--grpc-cpus", metavar="CPUS", help="CPUs for gRPC's threads: auto (one), all, or e.g. 0-1 [CAIRN_GRPC_CPUS; auto]")
+@click.option("--registry-namespace", help="containerd namespace of registry content [CAIRN_REGISTRY_NAMESPACE; registry]")
+@click.option("--manifest-max-bytes", type=int, help="Largest manifest accepted [CAIRN_MANIFEST_MAX_BYTES; 4194304]")
+@click.option("--upload-expiry-seconds", type=int, help="Idle upload sessions expire [CAIRN_UPLOAD_EXPIRY_SECONDS; 86400]")
+@click.option(
+    "--users-file",
+    type=click.Path(path_type=Path),
+    help="htpasswd file (bcrypt); turns registry authentication on [CAIRN_USERS_FILE]",
+)
+@click.option("--access-file", type=click.Path(path_type=Path), help="TOML per-repository access rules [CAIRN_ACCESS_FILE]")
+@click.option("--token-ttl-seconds", type=int, help="Lifetime of /token tokens [CAIRN_TOKEN_TTL_SECONDS; 300]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(
     "--insecure-allow-anonymous",

@@ -1,4 +1,4 @@
-"""cairn's HTTP face (aiohttp): ``/healthz`` and Prometheus ``/metrics`` so far.
+"""cairn's HTTP face (aiohttp): the OCI registry ``/v2/``, its ``/token``, ``/healthz`` and ``/metrics``.
 
 aiohttp serves files with ``sendfile`` (zero-copy, the lowest CPU per GiB in
 specs/measurements.md), which the registry face needs for blob GETs.
@@ -11,14 +11,19 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from cairn.api.http.auth import HttpAuth, add_token_routes
+from cairn.api.http.registry import add_registry_routes
 from cairn.api.metrics import Metrics
+from cairn.oci.registry import Registry
 
 __all__ = ["build_http_app"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def build_http_app(metrics: Metrics, version: str) -> web.Application:
+def build_http_app(
+    metrics: Metrics, version: str, registry: Registry | None = None, auth: HttpAuth | None = None
+) -> web.Application:
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
@@ -43,4 +48,8 @@ def build_http_app(metrics: Metrics, version: str) -> web.Application:
     app = web.Application(middlewares=[count])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", scrape)
+    if registry is not None:
+        gate = auth or HttpAuth(None)
+        add_registry_routes(app, registry, gate)
+        add_token_routes(app, gate)
     return app

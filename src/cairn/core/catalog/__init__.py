@@ -2,7 +2,8 @@
 
 Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
 each area of cairn has its own query class over the shared engine
-(``catalog.content`` for the content store).
+(``catalog.content`` for the content store, ``catalog.registry`` for the
+OCI registry).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from urllib.parse import urlsplit
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Database, Transaction
 from cairn.core.catalog.migrations import apply_migrations
+from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.catalog.sqlite import SqliteDatabase
 from cairn.core.errors import InvalidArgumentError
 
@@ -21,6 +23,8 @@ __all__ = [
     "ContentCatalog",
     "Database",
     "IngestRow",
+    "ManifestRow",
+    "RegistryCatalog",
     "Transaction",
     "open_catalog",
 ]
@@ -32,6 +36,7 @@ class Catalog:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.content = ContentCatalog(db)
+        self.registry = RegistryCatalog(db)
 
     @property
     def url(self) -> str:

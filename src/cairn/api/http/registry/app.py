@@ -1,0 +1,88 @@
+"""Dispatch of ``/v2/`` requests and the one place errors become OCI error JSON.
+
+One catch-all aiohttp route takes every ``/v2/...`` path (repository names
+contain ``/``); :func:`~cairn.api.http.registry.paths.route_of` says which
+handler it is, and the method picks among the route's handlers (405 with
+UNSUPPORTED for a method a route does not have).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from cairn.api.http.auth import HttpAuth
+from cairn.api.http.registry import blobs, listing, manifests, uploads
+from cairn.api.http.registry.context import API_VERSION, Face
+from cairn.api.http.registry.errors import RegistryError, error_response, from_domain_error
+from cairn.api.http.registry.paths import Route, route_of
+from cairn.core.errors import CairnError
+from cairn.oci.registry import Registry
+
+__all__ = ["add_registry_routes"]
+
+Handler = Callable[[Face, web.Request, Route], Awaitable[web.StreamResponse]]
+
+
+async def _base(face: Face, request: web.Request, route: Route) -> web.StreamResponse:
+    await face.auth.require(request, [])
+    return web.Response(body=b"{}", content_type="application/json")
+
+
+_HANDLERS: dict[tuple[str, str], Handler] = {
+    ("base", "GET"): _base,
+    ("base", "HEAD"): _base,
+    ("catalog", "GET"): listing.list_catalog,
+    ("tags", "GET"): listing.list_tags,
+    ("blob", "GET"): blobs.get_blob,
+    ("blob", "HEAD"): blobs.get_blob,
+    ("blob", "DELETE"): blobs.delete_blob,
+    ("upload", "POST"): uploads.start_upload,
+    ("upload", "PATCH"): uploads.patch_upload,
+    ("upload", "PUT"): uploads.finish_upload,
+    ("upload", "GET"): uploads.upload_status,
+    ("upload", "DELETE"): uploads.cancel_upload,
+    ("manifest", "GET"): manifests.get_manifest,
+    ("manifest", "HEAD"): manifests.get_manifest,
+    ("manifest", "PUT"): manifests.put_manifest,
+    ("manifest", "DELETE"): manifests.delete_manifest,
+    ("referrers", "GET"): manifests.list_referrers,
+}
+
+
+def add_registry_routes(app: web.Application, registry: Registry, auth: HttpAuth) -> None:
+    face = Face(registry, auth)
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await _dispatch(face, request)
+        except RegistryError as exc:
+            response = error_response(exc)
+        except CairnError as exc:
+            response = error_response(from_domain_error(exc))
+        if not response.prepared:
+            response.headers[API_VERSION[0]] = API_VERSION[1]
+        return response
+
+    app.router.add_route("*", "/v2", handle)
+    app.router.add_route("*", "/v2/{tail:.*}", handle)
+
+
+async def _dispatch(face: Face, request: web.Request) -> web.StreamResponse:
+    tail = request.match_info.get("tail", "")
+    route = route_of(tail)
+    if route is None:
+        raise RegistryError(404, "NOT_FOUND", f"no registry endpoint at {request.path}")
+    if route.kind == "upload" and route.arg == "":
+        method_handler = _HANDLERS.get(("upload", "POST")) if request.method == "POST" else None
+    else:
+        method_handler = _HANDLERS.get((route.kind, request.method))
+    if method_handler is None or (route.kind == "upload" and route.arg and request.method == "POST"):
+        raise RegistryError(
+            405,
+            "UNSUPPORTED",
+            f"{request.method} is not supported on {request.path}",
+            headers={"Allow": ", ".join(sorted(m for (k, m) in _HANDLERS if k == route.kind))},
+        )
+    return await method_handler(face, request, route)

@@ -1,0 +1,241 @@
+"""Manifests of a repository: push (validate, store the exact bytes, tag), fetch, delete, referrers.
+
+The bytes of a manifest are a content-store blob in the registry's namespace
+(as containerd keeps them), so they are the same bytes for every face; the
+catalog row records what the registry needs to answer without parsing them
+again (media type, subject, artifact type, annotations). The digest is the
+digest of the bytes received, in the algorithm of the URL's digest when pushed
+by digest, else sha256 (DECISIONS.md oci 15).
+
+Validation is strict (DECISIONS.md oci 5): config, layers and child manifests
+must exist in the repository, except non-distributable layers, and a missing
+``subject`` is accepted so referrers can be pushed first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
+from cairn.core.content.store import ContentStore
+from cairn.core.digest import Digest
+from cairn.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from cairn.oci.errors import (
+    DigestInvalidError,
+    ManifestBlobUnknownError,
+    ManifestInvalidError,
+    ManifestUnknownError,
+    NameUnknownError,
+    TooLargeError,
+)
+from cairn.oci.model import Descriptor, ImageIndex, ImageManifest, mediatypes, parse_manifest
+from cairn.oci.registry.names import check_tag, is_digest, parse_digest
+
+__all__ = ["Manifests", "PushedManifest", "StoredManifest"]
+
+#: Layer media types that are never uploaded (their bytes live at ``urls``).
+_FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+
+
+def _is_non_distributable(descriptor: Descriptor) -> bool:
+    media_type = mediatypes.base(descriptor.media_type)
+    return ".nondistributable." in media_type or media_type == _FOREIGN_LAYER
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """A manifest as stored: its digest, media type and (for GET) exact bytes."""
+
+    digest: Digest
+    media_type: str
+    size: int
+    data: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class PushedManifest:
+    digest: Digest
+    subject: Digest | None
+    tags: tuple[str, ...]
+
+
+class _BytesCache:
+    """Manifest bytes by digest (immutable, so never stale), bounded in total size."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._max = max_bytes
+        self._size = 0
+        self._items: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            data = self._items.get(key)
+            if data is not None:
+                self._items.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self._max // 4:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = data
+            self._size += len(data)
+            while self._size > self._max:
+                _, old = self._items.popitem(last=False)
+                self._size -= len(old)
+
+
+class Manifests:
+    def __init__(
+        self, store: ContentStore, catalog: RegistryCatalog, namespace: str, max_bytes: int
+    ) -> None:
+        self._store = store
+        self._catalog = catalog
+        self._namespace = namespace
+        self.max_bytes = max_bytes
+        self._cache = _BytesCache(64 << 20)
+
+    # -- push ---------------------------------------------------------------------
+    def put(
+        self,
+        repository: str,
+        reference: str,
+        data: bytes,
+        content_type: str | None,
+        extra_tags: Sequence[str] = (),
+    ) -> PushedManifest:
+        """Validate and store a manifest under ``reference`` (a tag or the digest of ``data``)."""
+        if len(data) > self.max_bytes:
+            raise TooLargeError(f"manifest of {len(data)} bytes is over the limit of {self.max_bytes}")
+        tags = [check_tag(tag) for tag in extra_tags]
+        if is_digest(reference):
+            claimed = parse_digest(reference)
+            digest = Digest.of(data, claimed.algorithm)
+            if digest != claimed:
+                raise DigestInvalidError(
+                    f"manifest bytes have digest {digest}, not {claimed}", {"Digest": str(claimed)}
+                )
+        else:
+            tags.insert(0, check_tag(reference))
+            digest = Digest.of(data)
+        try:
+            manifest = parse_manifest(data, content_type)
+        except InvalidArgumentError as exc:
+            raise ManifestInvalidError(exc.message) from None
+        self._check_references(repository, manifest)
+        self._store_bytes(digest, data)
+        subject = manifest.subject.digest if manifest.subject is not None else None
+        media_type = mediatypes.base(manifest.media_type or content_type or "")
+        artifact_type = (
+            manifest.effective_artifact_type() if isinstance(manifest, ImageManifest) else manifest.artifact_type
+        )
+        self._catalog.put_manifest(
+            ManifestRow(
+                repository=repository,
+                digest=str(digest),
+                media_type=media_type,
+                size=len(data),
+                artifact_type=artifact_type,
+                subject=str(subject) if subject else None,
+                annotations=dict(manifest.annotations),
+                created_at=time.time_ns(),
+            ),
+            [str(d.digest) for d in manifest.references()],
+            tags,
+        )
+        return PushedManifest(digest, subject, tuple(tags))
+
+    def _check_references(self, repository: str, manifest: ImageManifest | ImageIndex) -> None:
+        if isinstance(manifest, ImageManifest):
+            needed = [d for d in manifest.references() if not _is_non_distributable(d)]
+            missing = self._catalog.unlinked(repository, (str(d.digest) for d in needed))
+        else:
+            needed = list(manifest.manifests)
+            missing = self._catalog.missing_manifests(repository, (str(d.digest) for d in needed))
+        if missing:
+            details = [
+                {"Digest": str(d.digest), "MediaType": d.media_type} for d in needed if str(d.digest) in missing
+            ]
+            raise ManifestBlobUnknownError(
+                f"manifest references {len(missing)} blob(s) or manifest(s) not in repository "
+                f"{repository}: {', '.join(sorted(missing))}",
+                details,
+            )
+
+    def _store_bytes(self, digest: Digest, data: bytes) -> None:
+        try:
+            with self._store.writer(self._namespace, f"registry-manifest/{digest}", len(data), digest) as w:
+                w.write(data, 0)
+                w.commit(len(data), digest)
+        except AlreadyExistsError:
+            pass  # the same bytes are stored already
+        self._cache.put(str(digest), data)
+
+    # -- fetch --------------------------------------------------------------------
+    def _row(self, repository: str, reference: str) -> ManifestRow:
+        if is_digest(reference):
+            row = self._catalog.get_manifest(repository, str(parse_digest(reference)))
+        else:
+            row = self._catalog.get_tagged_manifest(repository, check_tag(reference))
+        if row is None:
+            if not self._catalog.repository_exists(repository):
+                raise NameUnknownError(f"repository {repository} is not known", {"Name": repository})
+            raise ManifestUnknownError(
+                f"manifest {reference} is not known to repository {repository}",
+                {"Name": repository, "Reference": reference},
+            )
+        return row
+
+    def head(self, repository: str, reference: str) -> StoredManifest:
+        row = self._row(repository, reference)
+        return StoredManifest(Digest.parse(row.digest), row.media_type, row.size)
+
+    def get(self, repository: str, reference: str) -> StoredManifest:
+        row = self._row(repository, reference)
+        data = self._cache.get(row.digest)
+        if data is None:
+            digest = Digest.parse(row.digest)
+            try:
+                with self._store.reader_at(self._namespace, digest) as reader:
+                    data = reader.read_at(0, row.size)
+            except NotFoundError:
+                raise ManifestUnknownError(
+                    f"manifest {row.digest} of repository {repository} has lost its bytes"
+                ) from None
+            self._cache.put(row.digest, data)
+        return StoredManifest(Digest.parse(row.digest), row.media_type, row.size, data)
+
+    # -- delete -------------------------------------------------------------------
+    def delete(self, repository: str, reference: str) -> None:
+        """By digest: the manifest and every tag pointing at it. By tag: only the tag."""
+        if is_digest(reference):
+            removed = self._catalog.delete_manifest(repository, str(parse_digest(reference)))
+        else:
+            removed = self._catalog.delete_tag(repository, check_tag(reference))
+        if not removed:
+            self._row(repository, reference)  # raises the right not-found error
+            raise ManifestUnknownError(f"manifest {reference} is not known to repository {repository}")
+
+    # -- referrers ----------------------------------------------------------------
+    def referrers(
+        self, repository: str, subject: Digest, artifact_type: str | None, last: str | None, limit: int
+    ) -> list[Descriptor]:
+        """Descriptors of the repository's manifests whose ``subject`` is ``subject``, by digest."""
+        rows = self._catalog.referrers(repository, str(subject), artifact_type, last, limit)
+        return [
+            Descriptor(
+                media_type=row.media_type,
+                digest=Digest.parse(row.digest),
+                size=row.size,
+                annotations=dict(row.annotations),
+                artifact_type=row.artifact_type,
+            )
+            for row in rows
+        ]
