@@ -6,17 +6,38 @@ specs/measurements.md), which the registry face needs for blob GETs.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cairn.api.http.auth import HttpAuth, add_token_routes
-from cairn.api.http.registry import add_registry_routes
+from cairn.api.http.registry.app import add_registry_routes
 from cairn.api.metrics import Metrics
 from cairn.oci.registry import Registry
 
 __all__ = ["build_http_app"]
+
+log = logging.getLogger(__name__)
+
+
+class _ProtocolNoise(logging.Filter):
+    """One line, not a traceback, for requests that are not HTTP at all.
+
+    skopeo and podman open every plain-HTTP registry with a TLS ClientHello;
+    aiohttp answers 400 (as it should) and logs a full traceback for each.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, http_exceptions.HttpProcessingError):
+            log.info("refused a malformed request: %s", exc.message or exc.__class__.__name__)
+            return False
+        return True
+
+
+_quiet = _ProtocolNoise()
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -45,6 +66,7 @@ def build_http_app(
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 
+    logging.getLogger("aiohttp.server").addFilter(_quiet)
     app = web.Application(middlewares=[count])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", scrape)

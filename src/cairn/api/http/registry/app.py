@@ -8,6 +8,8 @@ UNSUPPORTED for a method a route does not have).
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -21,6 +23,8 @@ from cairn.core.errors import CairnError
 from cairn.oci.registry import Registry
 
 __all__ = ["add_registry_routes"]
+
+log = logging.getLogger(__name__)
 
 Handler = Callable[[Face, web.Request, Route], Awaitable[web.StreamResponse]]
 
@@ -61,6 +65,16 @@ def add_registry_routes(app: web.Application, registry: Registry, auth: HttpAuth
             response = error_response(exc)
         except CairnError as exc:
             response = error_response(from_domain_error(exc))
+        except ConnectionError as exc:
+            # The client hung up mid-request; what it sent is kept (uploads resume from
+            # their status). Nobody is there to read an answer.
+            log.info("%s %s: client went away (%s)", request.method, request.path, exc)
+            response = error_response(RegistryError(400, "CONNECTION_LOST", "client closed the connection"))
+        except (asyncio.CancelledError, web.HTTPException):
+            raise
+        except Exception as exc:  # a bug: say so in the OCI form, keep the traceback in the log
+            log.exception("%s %s failed", request.method, request.path)
+            response = error_response(RegistryError(500, "UNKNOWN", f"internal error: {exc.__class__.__name__}"))
         if not response.prepared:
             response.headers[API_VERSION[0]] = API_VERSION[1]
         return response

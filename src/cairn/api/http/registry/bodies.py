@@ -32,16 +32,20 @@ async def pump_into(request: web.Request, upload: OpenUpload) -> int:
     received = 0
     pieces: list[bytes] = []
     gathered = 0
-    async for data in request.content.iter_any():
-        pieces.append(data)
-        gathered += len(data)
-        if gathered >= PIECE_BYTES:
+    try:
+        async for data in request.content.iter_any():
+            pieces.append(data)
+            gathered += len(data)
+            if gathered >= PIECE_BYTES:
+                await asyncio.to_thread(upload.write, pieces[0] if len(pieces) == 1 else b"".join(pieces))
+                received += gathered
+                pieces, gathered = [], 0
+    finally:
+        # Also when the client went away mid-body: what arrived is kept, the upload
+        # status tells the client where to resume.
+        if gathered:
             await asyncio.to_thread(upload.write, pieces[0] if len(pieces) == 1 else b"".join(pieces))
             received += gathered
-            pieces, gathered = [], 0
-    if gathered:
-        await asyncio.to_thread(upload.write, pieces[0] if len(pieces) == 1 else b"".join(pieces))
-        received += gathered
     return received
 
 

@@ -79,15 +79,13 @@ def from_domain_error(exc: errors.CairnError) -> RegistryError:
     return RegistryError(500, "UNKNOWN", exc.message, detail)
 
 
-def error_response(error: RegistryError, *, head: bool = False) -> web.Response:
-    """The JSON error body (none for HEAD) with the error's extra headers."""
+def error_response(error: RegistryError) -> web.Response:
+    """The JSON error body (aiohttp leaves it out for HEAD) with the error's extra headers."""
     entry: dict[str, Any] = {"code": error.code, "message": error.message}
     if error.detail is not None:
         entry["detail"] = error.detail
-    body = b"" if head else json.dumps({"errors": [entry]}).encode()
+    body = json.dumps({"errors": [entry]}).encode()
     response = web.Response(status=error.status, body=body, content_type="application/json")
-    if head:
-        response.content_length = len(json.dumps({"errors": [entry]}).encode())
     for name, value in error.headers.items():
         response.headers[name] = value
     return response

@@ -30,11 +30,11 @@ async def get_manifest(face: Face, request: web.Request, route: Route) -> web.St
     manifests = face.registry.manifests
     if request.method == "HEAD":
         found = await face.run(manifests.head, name, route.arg)
-        response = web.Response(
+        head = web.StreamResponse(
             headers={"Docker-Content-Digest": str(found.digest), "Content-Type": found.media_type}
         )
-        response.content_length = found.size
-        return response
+        head.content_length = found.size
+        return head
     found = await face.run(manifests.get, name, route.arg)
     return web.Response(
         body=found.data,
