@@ -121,13 +121,20 @@ class Settings:
         return self.users_file is not None
 
     def check_binding(self) -> None:
-        """Refuse non-loopback listeners without authentication unless explicitly allowed."""
-        open_to_network = [str(a) for a in (self.http_addr, self.grpc_addr) if not a.is_loopback]
-        if open_to_network and not self.auth_configured and not self.insecure_allow_anonymous:
+        """Refuse non-loopback listeners without authentication unless explicitly allowed.
+
+        Users (``users_file``) authenticate the HTTP face only; the gRPC faces have
+        no authentication yet, so a non-loopback gRPC address always needs the flag.
+        """
+        unprotected = [str(self.grpc_addr)] if not self.grpc_addr.is_loopback else []
+        if not self.http_addr.is_loopback and not self.auth_configured:
+            unprotected.insert(0, str(self.http_addr))
+        if unprotected and not self.insecure_allow_anonymous:
             raise InvalidArgumentError(
-                f"refusing to listen on {', '.join(open_to_network)} without authentication: "
-                "anyone on the network could read and write. Bind to 127.0.0.1/::1, or pass "
-                "--insecure-allow-anonymous if that is really what you want"
+                f"refusing to listen on {', '.join(unprotected)} without authentication: "
+                "anyone on the network could read and write. Bind to 127.0.0.1/::1, configure "
+                "users (--users-file; HTTP only), or pass --insecure-allow-anonymous if that is "
+                "really what you want"
             )
 
     @classmethod

@@ -57,6 +57,19 @@ def test_non_loopback_needs_auth_or_explicit_consent() -> None:
     Settings.load({"http_addr": "0.0.0.0:8090", "insecure_allow_anonymous": True}, environ={}).check_binding()
 
 
+def test_users_protect_http_but_not_grpc() -> None:
+    Settings.load({"http_addr": "0.0.0.0:8090", "users_file": "/users"}, environ={}).check_binding()
+    grpc_exposed = Settings.load({"grpc_addr": "0.0.0.0:8888", "users_file": "/users"}, environ={})
+    with pytest.raises(InvalidArgumentError, match=r"0\.0\.0\.0:8888.*--insecure-allow-anonymous"):
+        grpc_exposed.check_binding()
+
+
+def test_manifest_limit_is_at_least_4_mib() -> None:
+    with pytest.raises(InvalidArgumentError, match="at least 4194304"):
+        Settings.load({"manifest_max_bytes": "1000"}, environ={})
+    assert Settings.load({"manifest_max_bytes": str(8 << 20)}, environ={}).manifest_max_bytes == 8 << 20
+
+
 @pytest.mark.parametrize("text", ["1.2.3.4", ":80", "host:99999", "host:x"])
 def test_parse_address_rejects(text: str) -> None:
     with pytest.raises(InvalidArgumentError):
