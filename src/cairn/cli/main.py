@@ -14,6 +14,7 @@ import click
 from cairn import __version__
 from cairn.cli.content import content_group
 from cairn.cli.health import health_command
+from cairn.cli.registry import blob_group, manifest_group, repo_group, tag_group
 from cairn.cli.serve import serve_command
 from cairn.core.errors import CairnError
 
@@ -29,6 +30,10 @@ def cli() -> None:
 cli.add_command(serve_command)
 cli.add_command(content_group)
 cli.add_command(health_command)
+cli.add_command(repo_group)
+cli.add_command(tag_group)
+cli.add_command(manifest_group)
+cli.add_command(blob_group)
 
 
 def main() -> None:

@@ -187,15 +187,20 @@ class ContentCatalog:
             tx.execute("DELETE FROM content_ingests WHERE namespace = ? AND ref = ?", (namespace, ref))
         return _ingest(rows[0])
 
-    def commit_ingest(self, namespace: str, ref: str, blob: BlobRow) -> bool:
-        """Atomically drop the ingest row and name ``blob`` in the namespace.
+    def commit_ingest(
+        self, namespace: str, ref: str, blob: BlobRow, also: Callable[[Transaction], None] | None = None
+    ) -> bool:
+        """Atomically drop the ingest row, name ``blob`` in the namespace, and run ``also``.
 
         Returns False when the namespace already named the blob (the ingest row
-        is dropped all the same).
+        is dropped and ``also`` runs all the same).
         """
         with self._db.transaction() as tx:
             tx.execute("DELETE FROM content_ingests WHERE namespace = ? AND ref = ?", (namespace, ref))
-            return self._insert_blob(tx, blob)
+            named = self._insert_blob(tx, blob)
+            if also is not None:
+                also(tx)
+            return named
 
     def ingest_keys(self) -> set[str]:
         return {row[0] for row in self._db.query("SELECT ingest_key FROM content_ingests")}

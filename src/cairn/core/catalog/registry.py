@@ -71,8 +71,13 @@ class RegistryCatalog:
     def link_blob(self, repository: str, digest: str, size: int, now: int) -> None:
         """Name ``digest`` in ``repository`` (creating the repository); idempotent."""
         with self._db.transaction() as tx:
-            self._ensure_repository(tx, repository, now)
-            self._link(tx, repository, digest, size, now)
+            self.link_blob_in(tx, repository, digest, size, now)
+
+    @classmethod
+    def link_blob_in(cls, tx: Transaction, repository: str, digest: str, size: int, now: int) -> None:
+        """:meth:`link_blob` inside a caller's transaction (the content store's commit)."""
+        cls._ensure_repository(tx, repository, now)
+        cls._link(tx, repository, digest, size, now)
 
     @staticmethod
     def _link(tx: Transaction, repository: str, digest: str, size: int, now: int) -> None:

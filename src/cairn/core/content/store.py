@@ -16,9 +16,10 @@ All methods block (disk, catalog); async callers run them in a thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, Self
 
+from cairn.core.catalog.database import Transaction
 from cairn.core.content.model import Info, Status
 from cairn.core.digest import Digest
 
@@ -90,11 +91,17 @@ class Writer(Protocol):
         size: int = 0,
         expected: Digest | None = None,
         labels: Mapping[str, str] | None = None,
+        *,
+        also: Callable[[Transaction], None] | None = None,
     ) -> Info:
         """Verify and publish the ingest as a blob of this namespace.
 
         ``size`` <= 0 and ``expected`` None skip those checks. Visible to readers
         only after the bytes are on disk and the catalog row is written.
+        ``also`` runs inside that same catalog transaction (also when the
+        namespace already had the blob), so a caller's own rows naming the blob
+        appear atomically with it: the registry links the blob into a repository
+        this way, one transaction (one fsync) instead of two.
         """
         ...
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Self
 
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
+from cairn.core.catalog.database import Transaction
 from cairn.core.content.backend import BlobBackend, IngestData
 from cairn.core.content.model import Info, Status, validate_labels
 from cairn.core.digest import Digest
@@ -129,6 +130,8 @@ class IngestWriter:
         size: int = 0,
         expected: Digest | None = None,
         labels: Mapping[str, str] | None = None,
+        *,
+        also: Callable[[Transaction], None] | None = None,
     ) -> Info:
         try:
             kept_labels = validate_labels(labels or {})
@@ -149,7 +152,7 @@ class IngestWriter:
             data.publish(digest)
             now = time.time_ns()
             blob = BlobRow(self.namespace, str(digest), data.size, now, now, kept_labels)
-            named = self._catalog.commit_ingest(self.namespace, self.ref, blob)
+            named = self._catalog.commit_ingest(self.namespace, self.ref, blob, also)
             self._finish()
             if not named:
                 raise AlreadyExistsError(

@@ -9,7 +9,9 @@ and every face.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+from cairn.core.catalog.database import Transaction
 from cairn.core.catalog.registry import RegistryCatalog
 from cairn.core.content.store import ContentStore, ReaderAt
 from cairn.core.digest import Digest
@@ -47,6 +49,11 @@ class Blobs:
 
     def link(self, repository: str, digest: Digest, size: int) -> None:
         self._catalog.link_blob(repository, str(digest), size, time.time_ns())
+
+    def linker(self, repository: str, digest: Digest, size: int) -> Callable[[Transaction], None]:
+        """A step linking the blob, for the content store to run in the transaction that publishes it."""
+        now = time.time_ns()
+        return lambda tx: RegistryCatalog.link_blob_in(tx, repository, str(digest), size, now)
 
     def mount(self, repository: str, digest: Digest, source: str | None) -> bool:
         """Link a blob into ``repository`` without sending bytes; False if it cannot be found.

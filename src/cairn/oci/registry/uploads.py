@@ -53,15 +53,14 @@ class OpenUpload:
         """
         size = self.offset
         try:
-            self._writer.commit(expected=digest)
+            self._writer.commit(expected=digest, also=self._blobs.linker(self.repository, digest, size))
         except FailedPreconditionError:
             raise DigestInvalidError(
                 f"upload {self.upload_id}: the {size} bytes received do not have digest {digest}",
                 {"Digest": str(digest)},
             ) from None
         except AlreadyExistsError:
-            pass  # the bytes were verified; the namespace already held them
-        self._blobs.link(self.repository, digest, size)
+            pass  # the bytes were verified; the namespace already held them (and ``also`` linked them)
         return size
 
     def close(self) -> None:

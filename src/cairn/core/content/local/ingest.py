@@ -98,7 +98,9 @@ class LocalIngestData:
         self._worker: threading.Thread | None = None
         self._error: CairnError | None = None
         self._appended = False
-        self._synced = False  # publish() fsynced everything written so far
+        # Nothing to make durable until this writer changes the file: whatever an earlier
+        # writer stored was fsynced before that writer acknowledged it (close or publish).
+        self._synced = True
 
     @property
     def size(self) -> int:
@@ -109,6 +111,7 @@ class LocalIngestData:
             return
         if self._error is not None:
             self._drain()
+        self._synced = False
         if self._worker is None and not self._appended:
             # The first chunk is stored inline: a blob of one message needs no thread.
             self._appended = True
