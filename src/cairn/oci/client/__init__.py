@@ -14,10 +14,11 @@ notion of images beyond single manifests and blobs.
 from __future__ import annotations
 
 from cairn.oci.client.auth import Challenge, parse_challenges
+from cairn.oci.client.blobs import BlobReader
+from cairn.oci.client.links import next_link, parse_links
 from cairn.oci.client.registry import (
     ALL_MANIFEST_TYPES,
     MAX_MANIFEST_BYTES,
-    BlobReader,
     FetchedManifest,
     RegistryClient,
 )
@@ -26,8 +27,6 @@ from cairn.oci.client.transport import (
     UnreachableError,
     base_url,
     is_loopback,
-    next_link,
-    parse_links,
 )
 
 __all__ = [
