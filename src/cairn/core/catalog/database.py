@@ -38,7 +38,14 @@ class Database(Protocol):
 
     url: str
 
-    def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def transaction(self, *, durable: bool = True) -> AbstractContextManager[Transaction]:
+        """One atomic unit. ``durable=False`` may return before the commit is on disk.
+
+        For rows a power loss may forget without harm because nothing was promised
+        on them yet (a new, empty ingest: the client re-creates it). Ordering holds:
+        a later durable commit makes every earlier one durable too.
+        """
+        ...
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         """Run one read-only statement in its own transaction."""
@@ -46,6 +53,10 @@ class Database(Protocol):
 
     def iterate(self, sql: str, params: Sequence[Any] = ()) -> Iterator[Row]:
         """Like :meth:`query` but yields rows as they come (for long listings)."""
+        ...
+
+    def sync(self) -> None:
+        """Make every commit so far durable (those of ``durable=False`` transactions too)."""
         ...
 
     def executescript(self, script: str) -> None:

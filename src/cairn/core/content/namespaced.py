@@ -161,6 +161,8 @@ class NamespacedStore:
         ref: str,
         total: int = 0,
         expected: Digest | None = None,
+        *,
+        create: bool = True,
     ) -> IngestWriter:
         validate_namespace(namespace)
         if not ref:
@@ -169,7 +171,7 @@ class NamespacedStore:
             raise AlreadyExistsError(f"content {expected}: already exists in namespace {namespace}")
         self._locks.acquire(namespace, ref)
         try:
-            row = self._open_row(namespace, ref, total, expected)
+            row = self._open_row(namespace, ref, total, expected, create)
             return IngestWriter(
                 row=row,
                 backend=self.backend,
@@ -181,9 +183,11 @@ class NamespacedStore:
             raise
 
     def _open_row(
-        self, namespace: str, ref: str, total: int, expected: Digest | None
+        self, namespace: str, ref: str, total: int, expected: Digest | None, create: bool
     ) -> IngestRow:
         row = self._catalog.get_ingest(namespace, ref)
+        if row is None and not create:
+            raise self._ref_not_found(namespace, ref)
         if row is None:
             row = IngestRow(
                 namespace=namespace,

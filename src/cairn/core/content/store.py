@@ -127,10 +127,13 @@ class Ingester(Protocol):
         ref: str,
         total: int = 0,
         expected: Digest | None = None,
+        *,
+        create: bool = True,
     ) -> Writer:
         """Open or resume the ingest ``ref``; UnavailableError if another writer holds it.
 
-        AlreadyExistsError if ``expected`` is already committed in ``namespace``.
+        AlreadyExistsError if ``expected`` is already committed in ``namespace``;
+        NotFoundError if ``create`` is false and there is no such ingest.
         """
         ...
 

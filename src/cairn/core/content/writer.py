@@ -53,6 +53,7 @@ class IngestWriter:
         self._data: IngestData | None = backend.open_ingest(row.key, self._algorithm)
         self._updated_at = max(backend.ingest_updated_at(row.key) or 0, row.started_at)
         self._done = False
+        self._wrote = False
 
     @property
     def namespace(self) -> str:
@@ -97,6 +98,7 @@ class IngestWriter:
                 f"{store.size}"
             )
         store.append(data)
+        self._wrote = True
         self._updated_at = time.time_ns()
         return store.size
 
@@ -188,6 +190,8 @@ class IngestWriter:
             if self._data is not None:
                 self._data.close()
                 self._data = None
+                if self._wrote:
+                    self._catalog.sync()  # the ingest row may have been created without an fsync
         finally:
             self._release()
 

@@ -100,12 +100,14 @@ class Uploads:
     def open(self, repository: str, upload_id: str, start: int | None = None) -> OpenUpload:
         """Hold the session for writing; ``start`` (a chunk's first byte) must equal its size.
 
-        UploadOutOfOrderError (416) if it does not, UploadBusyError (416) while
-        another request holds the session.
+        UploadUnknownError if there is no such session, UploadOutOfOrderError
+        (416) if ``start`` is not its size, UploadBusyError (416) while another
+        request holds it.
         """
-        self.offset(repository, upload_id)
         try:
-            writer = self._store.writer(self._namespace, self._ref(repository, upload_id))
+            writer = self._store.writer(self._namespace, self._ref(repository, upload_id), create=False)
+        except NotFoundError:
+            raise self._unknown(repository, upload_id) from None
         except UnavailableError:
             raise UploadBusyError(
                 f"upload {upload_id} is being written by another request; ask for its status and resume"
@@ -118,6 +120,17 @@ class Uploads:
                 {"Offset": upload.offset},
             )
         return upload
+
+    def store(
+        self, repository: str, upload_id: str, start: int | None, data: bytes, digest: Digest | None
+    ) -> int:
+        """Append a body that is already in memory and, with ``digest``, complete: one call, one thread hop.
+
+        Returns the session's size (or the blob's, when completed).
+        """
+        with self.open(repository, upload_id, start) as upload:
+            upload.write(data)
+            return upload.complete(digest) if digest is not None else upload.offset
 
     def cancel(self, repository: str, upload_id: str) -> None:
         try:

@@ -27,6 +27,10 @@ from cairn.oci.registry import OpenUpload, check_repository, parse_digest
 
 __all__ = ["cancel_upload", "finish_upload", "patch_upload", "start_upload", "upload_status"]
 
+#: Bodies up to this size are read whole and stored in one worker call (under aiohttp's
+#: 1 MiB ``client_max_size``); larger ones stream through :func:`pump_into`.
+SMALL_BODY_BYTES = 256 << 10
+
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
 
@@ -82,9 +86,35 @@ async def _open(face: Face, name: str, upload_id: str, start: int | None) -> Ope
     try:
         return await face.run(face.registry.uploads.open, name, upload_id, start)
     except UploadOutOfOrderError as exc:
-        offset = int(exc.detail["Offset"]) if isinstance(exc.detail, dict) else 0
-        progress = _progress(name, upload_id, offset, 416)
-        raise RegistryError(416, "BLOB_UPLOAD_INVALID", exc.message, exc.detail, progress.headers) from None
+        raise _out_of_order(name, upload_id, exc) from None
+
+
+def _small_body(request: web.Request) -> bool:
+    """A body of known length up to one piece: read it whole and store it in one worker call."""
+    length = request.content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    return not chunked and length is not None and length <= SMALL_BODY_BYTES
+
+
+async def _store_small(
+    face: Face, request: web.Request, name: str, upload_id: str, chunk: tuple[int, int] | None, digest: Digest | None
+) -> int:
+    """Append a small body and maybe complete, in one thread hop (4 KiB pushes are hop-bound)."""
+    data = await request.read()
+    if chunk is not None and len(data) != chunk[1] - chunk[0] + 1:
+        raise SizeInvalidError(
+            f"Content-Range {chunk[0]}-{chunk[1]} announced {chunk[1] - chunk[0] + 1} bytes, {len(data)} arrived"
+        )
+    try:
+        return await face.run(face.registry.uploads.store, name, upload_id, chunk[0] if chunk else None, data, digest)
+    except UploadOutOfOrderError as exc:
+        raise _out_of_order(name, upload_id, exc) from None
+
+
+def _out_of_order(name: str, upload_id: str, exc: UploadOutOfOrderError) -> RegistryError:
+    offset = int(exc.detail["Offset"]) if isinstance(exc.detail, dict) else 0
+    progress = _progress(name, upload_id, offset, 416)
+    return RegistryError(416, "BLOB_UPLOAD_INVALID", exc.message, exc.detail, progress.headers)
 
 
 async def start_upload(face: Face, request: web.Request, route: Route) -> web.StreamResponse:
@@ -111,6 +141,9 @@ async def start_upload(face: Face, request: web.Request, route: Route) -> web.St
     upload_id = await face.run(registry.uploads.start, name)
     if expected is None:
         return _progress(name, upload_id, 0, 202)
+    if _small_body(request):
+        await _store_small(face, request, name, upload_id, None, expected)
+        return _created(name, expected)
     upload = await face.run(registry.uploads.open, name, upload_id)
     try:
         await _append(face, request, upload, None)
@@ -124,6 +157,9 @@ async def patch_upload(face: Face, request: web.Request, route: Route) -> web.St
     name = check_repository(route.name)
     await face.require(request, name, "pull", "push")
     chunk = _chunk_range(request)
+    if _small_body(request):
+        offset = await _store_small(face, request, name, route.arg, chunk, None)
+        return _progress(name, route.arg, offset, 202)
     upload = await _open(face, name, route.arg, chunk[0] if chunk else None)
     try:
         await _append(face, request, upload, chunk)
@@ -137,6 +173,9 @@ async def finish_upload(face: Face, request: web.Request, route: Route) -> web.S
     await face.require(request, name, "pull", "push")
     digest = _digest_param(request)
     chunk = _chunk_range(request)
+    if _small_body(request):
+        await _store_small(face, request, name, route.arg, chunk, digest)
+        return _created(name, digest)
     upload = await _open(face, name, route.arg, chunk[0] if chunk else None)
     try:
         if chunk is not None or has_body(request):
