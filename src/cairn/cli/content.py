@@ -31,7 +31,6 @@ from cairn.cli.client import ContentClient
 from cairn.cli.health import DEFAULT_URL
 from cairn.cli.output import (
     BLOB_COLUMNS,
-    FORMATS,
     INGEST_COLUMNS,
     TransferProgress,
     emit_list,
@@ -40,6 +39,8 @@ from cairn.cli.output import (
     human_size,
     info_record,
     labels_text,
+    output_format_option,
+    stack_options,
     status_record,
     timestamp_text,
 )
@@ -112,23 +113,8 @@ def _client_options(*, on_group: bool, output: bool = True) -> Callable[[F], F]:
         click.option("--timeout", type=float, metavar="SECONDS", help="Deadline of each call [none]."),
     ]
     if output:
-        options.append(
-            click.option(
-                "-o",
-                "--output-format",
-                type=click.Choice(FORMATS),
-                default="human" if on_group else None,
-                show_default=on_group,
-                help="How data is shown on stdout.",
-            )
-        )
-
-    def decorate(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
+        options.append(output_format_option(on_group))
+    return stack_options(options)
 
 
 def _uses_client(command: F) -> F:

@@ -39,11 +39,15 @@ __all__ = [
     "human_size",
     "info_record",
     "labels_text",
+    "output_format_option",
+    "stack_options",
     "status_record",
     "timestamp_text",
 ]
 
 FORMATS = ("human", "json", "jsonl", "raw")
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 #: Transfers above this size get a progress bar when stderr is a terminal.
 PROGRESS_THRESHOLD = 8 << 20
 
@@ -239,3 +243,26 @@ class TransferProgress:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def output_format_option(on_group: bool) -> Callable[[_F], _F]:
+    """``-o/--output-format``: defaults to ``human`` on a group, unset (inherit) on its commands."""
+    return click.option(
+        "-o",
+        "--output-format",
+        type=click.Choice(FORMATS),
+        default="human" if on_group else None,
+        show_default=on_group,
+        help="How data is shown on stdout.",
+    )
+
+
+def stack_options(options: Sequence[Callable[[_F], _F]]) -> Callable[[_F], _F]:
+    """One decorator applying ``options`` in order (the first is the first in ``--help``)."""
+
+    def decorate(f: _F) -> _F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate

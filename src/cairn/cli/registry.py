@@ -31,7 +31,14 @@ from urllib.parse import urlsplit
 import click
 
 from cairn.cli.health import DEFAULT_URL
-from cairn.cli.output import FORMATS, TransferProgress, emit_list, emit_one, human_size
+from cairn.cli.output import (
+    TransferProgress,
+    emit_list,
+    emit_one,
+    human_size,
+    output_format_option,
+    stack_options,
+)
 from cairn.core.errors import (
     CairnError,
     DataLossError,
@@ -133,23 +140,8 @@ def _registry_options(*, on_group: bool, output: bool = True) -> Callable[[F], F
         ),
     ]
     if output:
-        options.append(
-            click.option(
-                "-o",
-                "--output-format",
-                type=click.Choice(FORMATS),
-                default="human" if on_group else None,
-                show_default=on_group,
-                help="How data is shown on stdout.",
-            )
-        )
-
-    def decorate(f: F) -> F:
-        for option in reversed(options):
-            f = option(f)
-        return f
-
-    return decorate
+        options.append(output_format_option(on_group))
+    return stack_options(options)
 
 
 def _uses_registry(command: F) -> F:
