@@ -103,24 +103,19 @@ class RegistryCatalog:
 
     def unlinked(self, repository: str, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that ``repository`` does not name as blobs."""
-        wanted = set(digests)
-        if not wanted:
-            return set()
-        marks = ", ".join("?" for _ in wanted)
-        rows = self._db.query(
-            f"SELECT digest FROM registry_blobs WHERE repository = ? AND digest IN ({marks})",
-            (repository, *wanted),
-        )
-        return wanted - {row[0] for row in rows}
+        return self._absent("registry_blobs", repository, digests)
 
     def missing_manifests(self, repository: str, digests: Iterable[str]) -> set[str]:
         """Those of ``digests`` that are not manifests of ``repository``."""
+        return self._absent("registry_manifests", repository, digests)
+
+    def _absent(self, table: str, repository: str, digests: Iterable[str]) -> set[str]:
         wanted = set(digests)
         if not wanted:
             return set()
         marks = ", ".join("?" for _ in wanted)
         rows = self._db.query(
-            f"SELECT digest FROM registry_manifests WHERE repository = ? AND digest IN ({marks})",
+            f"SELECT digest FROM {table} WHERE repository = ? AND digest IN ({marks})",
             (repository, *wanted),
         )
         return wanted - {row[0] for row in rows}

@@ -14,17 +14,19 @@ from aiohttp import web
 from cairn.oci.errors import TooLargeError
 from cairn.oci.registry import OpenUpload
 
-__all__ = ["PIECE_BYTES", "has_body", "pump_into", "read_limited"]
+__all__ = ["PIECE_BYTES", "has_body", "is_chunked", "pump_into", "read_limited"]
 
 #: How many request bytes are gathered before one write to the upload.
 PIECE_BYTES = 1 << 20
 
 
+def is_chunked(request: web.Request) -> bool:
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
 def has_body(request: web.Request) -> bool:
     """Whether the request announces a non-empty body (Content-Length > 0 or chunked)."""
-    if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
-        return True
-    return (request.content_length or 0) > 0
+    return is_chunked(request) or (request.content_length or 0) > 0
 
 
 async def pump_into(request: web.Request, upload: OpenUpload) -> int:

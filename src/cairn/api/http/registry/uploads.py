@@ -16,7 +16,7 @@ import re
 
 from aiohttp import web
 
-from cairn.api.http.registry.bodies import has_body, pump_into
+from cairn.api.http.registry.bodies import has_body, is_chunked, pump_into
 from cairn.api.http.registry.context import Face, blob_url, upload_url
 from cairn.api.http.registry.errors import RegistryError
 from cairn.api.http.registry.paths import Route
@@ -73,12 +73,16 @@ def _chunk_range(request: web.Request) -> tuple[int, int] | None:
     return start, end
 
 
-async def _append(face: Face, request: web.Request, upload: OpenUpload, chunk: tuple[int, int] | None) -> None:
-    received = await pump_into(request, upload)
+def _check_received(chunk: tuple[int, int] | None, received: int) -> None:
+    """A chunk's body must be as long as its Content-Range says (also when sent chunked)."""
     if chunk is not None and received != chunk[1] - chunk[0] + 1:
         raise SizeInvalidError(
             f"Content-Range {chunk[0]}-{chunk[1]} announced {chunk[1] - chunk[0] + 1} bytes, {received} arrived"
         )
+
+
+async def _append(face: Face, request: web.Request, upload: OpenUpload, chunk: tuple[int, int] | None) -> None:
+    _check_received(chunk, await pump_into(request, upload))
 
 
 async def _open(face: Face, name: str, upload_id: str, start: int | None) -> OpenUpload:
@@ -92,8 +96,7 @@ async def _open(face: Face, name: str, upload_id: str, start: int | None) -> Ope
 def _small_body(request: web.Request) -> bool:
     """A body of known length up to one piece: read it whole and store it in one worker call."""
     length = request.content_length
-    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-    return not chunked and length is not None and length <= SMALL_BODY_BYTES
+    return not is_chunked(request) and length is not None and length <= SMALL_BODY_BYTES
 
 
 async def _store_small(
@@ -101,10 +104,7 @@ async def _store_small(
 ) -> int:
     """Append a small body and maybe complete, in one thread hop (4 KiB pushes are hop-bound)."""
     data = await request.read()
-    if chunk is not None and len(data) != chunk[1] - chunk[0] + 1:
-        raise SizeInvalidError(
-            f"Content-Range {chunk[0]}-{chunk[1]} announced {chunk[1] - chunk[0] + 1} bytes, {len(data)} arrived"
-        )
+    _check_received(chunk, len(data))
     try:
         return await face.run(face.registry.uploads.store, name, upload_id, chunk[0] if chunk else None, data, digest)
     except UploadOutOfOrderError as exc:

@@ -1,8 +1,14 @@
-"""Random-access reads of one blob file with ``pread`` (no shared file position, thread-safe)."""
+"""Random-access reads of one blob file with ``pread`` (no shared file position, thread-safe).
+
+The file is opened on the first read: the registry's blob GET only needs the
+size and the path (aiohttp sends the file itself with ``sendfile``), so it never
+opens the file twice.
+"""
 
 from __future__ import annotations
 
 import os
+import threading
 from typing import Self
 
 from cairn.core.errors import OutOfRangeError
@@ -15,8 +21,9 @@ class FileReader:
 
     def __init__(self, path: str) -> None:
         self._path = path
-        self._fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        self._size = os.fstat(self._fd).st_size
+        self._fd = -1
+        self._opening = threading.Lock()
+        self._size = os.stat(path).st_size  # FileNotFoundError here: the caller maps it
 
     @property
     def size(self) -> int:
@@ -29,7 +36,14 @@ class FileReader:
     def read_at(self, offset: int, length: int) -> bytes:
         if offset < 0 or offset > self._size:
             raise OutOfRangeError(f"read past object length {self._size} bytes")
+        if self._fd < 0:
+            self._open()
         return os.pread(self._fd, min(length, self._size - offset), offset)
+
+    def _open(self) -> None:
+        with self._opening:
+            if self._fd < 0:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
 
     def close(self) -> None:
         if self._fd >= 0:
