@@ -24,6 +24,8 @@ from pathlib import Path
 from aiohttp import web
 
 from cairn import __version__
+from cairn.api.grpc.directory_store import StoreServicer
+from cairn.api.grpc.gen.store.v1 import store_service_pb2_grpc as store_grpc
 from cairn.api.grpc.server import build_grpc_server
 from cairn.api.http.app import build_http_app
 from cairn.api.http.auth import HttpAuth
@@ -32,6 +34,7 @@ from cairn.core.auth import open_auth
 from cairn.core.catalog import open_catalog
 from cairn.core.content import open_content_store
 from cairn.core.errors import UnavailableError
+from cairn.directory.store import RecordStore
 from cairn.oci.registry import Registry
 from cairn.settings import Settings, parse_cpus
 
@@ -95,6 +98,13 @@ def serve(settings: Settings) -> None:
 
         socket_path = settings.socket_path.absolute()
         _claim_socket(socket_path)
+        registry = Registry(
+            store,
+            catalog.registry,
+            namespace=settings.registry_namespace,
+            manifest_max_bytes=settings.manifest_max_bytes,
+        )
+        records = RecordStore(registry, settings.directory_repository)
         grpc_faces = build_grpc_server(
             store,
             metrics,
@@ -103,14 +113,11 @@ def serve(settings: Settings) -> None:
             workers=settings.grpc_workers,
             read_chunk=settings.read_chunk_bytes,
             cpus=parse_cpus(settings.grpc_cpus),
+            services=[
+                lambda server: store_grpc.add_StoreServiceServicer_to_server(StoreServicer(records, metrics), server),
+            ],
         )
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
-        registry = Registry(
-            store,
-            catalog.registry,
-            namespace=settings.registry_namespace,
-            manifest_max_bytes=settings.manifest_max_bytes,
-        )
         auth = HttpAuth(
             open_auth(
                 settings.users_file,

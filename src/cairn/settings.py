@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -18,6 +19,7 @@ from typing import Any
 
 from cairn.core.content.model import validate_namespace
 from cairn.core.errors import InvalidArgumentError
+from cairn.oci.registry.names import check_repository
 
 __all__ = ["Address", "Settings", "parse_address", "parse_cpus"]
 
@@ -101,7 +103,26 @@ class Settings:
     access_file: Path | None = None
     #: lifetime of tokens issued by ``/token``, in seconds
     token_ttl_seconds: int = 300
+    #: registry repository the Directory store keeps records in
+    directory_repository: str = "dir"
+    #: this node's id, sent to remote nodes when asking for registry credentials
+    node_id: str = ""
+    #: node ids (comma-separated; ``*`` for any) given read-only registry credentials for sync
+    sync_allowed_nodes: str = ""
+    #: seconds between polls of a remote registry by a continuous sync
+    sync_poll_seconds: float = 30.0
+    #: URL of this node's registry as remote nodes should reach it; default ``http://<http_addr>``
+    advertise_url: str = ""
     config: Path | None = None
+
+    @property
+    def registry_url(self) -> str:
+        """Where remote nodes reach this node's OCI registry (handed out for sync)."""
+        return self.advertise_url or f"http://{self.http_addr}"
+
+    @property
+    def directory_node_id(self) -> str:
+        return self.node_id or f"cairn://{socket.gethostname()}/{self.grpc_addr}"
 
     @property
     def socket_path(self) -> Path:
@@ -190,6 +211,15 @@ class Settings:
             elif name == "grpc_cpus":
                 values[name] = str(value).strip() or "auto"
                 parse_cpus(values[name])  # refuse a bad list at start-up
+            elif name == "sync_poll_seconds":
+                try:
+                    values[name] = float(value)
+                except (TypeError, ValueError):
+                    raise InvalidArgumentError(f"setting {name}: {value!r} is not a number") from None
+                if not 0 < values[name] <= 86400:
+                    raise InvalidArgumentError(f"setting {name} must be in (0, 86400], not {value}")
+            elif name == "directory_repository":
+                values[name] = check_repository(str(value))
             elif name == "registry_namespace":
                 values[name] = validate_namespace(str(value))
             elif name == "log_level":

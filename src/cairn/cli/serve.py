@@ -31,6 +31,15 @@ __all__ = ["serve_command"]
 )
 @click.option("--access-file", type=click.Path(path_type=Path), help="TOML per-repository access rules [CAIRN_ACCESS_FILE]")
 @click.option("--token-ttl-seconds", type=int, help="Lifetime of /token tokens [CAIRN_TOKEN_TTL_SECONDS; 300]")
+@click.option("--directory-repository", help="Registry repository of Directory records [CAIRN_DIRECTORY_REPOSITORY; dir]")
+@click.option("--node-id", help="This node's id for Directory sync [CAIRN_NODE_ID; cairn://<host>/<grpc-addr>]")
+@click.option(
+    "--sync-allowed-nodes",
+    metavar="IDS",
+    help="Node ids (comma-separated, * for any) that get registry credentials for sync [CAIRN_SYNC_ALLOWED_NODES]",
+)
+@click.option("--sync-poll-seconds", type=float, help="Poll interval of continuous syncs [CAIRN_SYNC_POLL_SECONDS; 30]")
+@click.option("--advertise-url", help="This node's registry URL as other nodes reach it [CAIRN_ADVERTISE_URL; http://<http-addr>]")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(
     "--insecure-allow-anonymous",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
@@ -51,6 +51,7 @@ def build_grpc_server(
     workers: int,
     read_chunk: int,
     cpus: frozenset[int] | None = None,
+    services: Sequence[Callable[[grpc.Server], None]] = (),
 ) -> GrpcFaces:
     """Create, bind and start the server; UnavailableError naming the address if a bind fails.
 
@@ -58,6 +59,7 @@ def build_grpc_server(
     worker pool they start) run only on those CPUs; the rest of the process keeps
     all of its CPUs. Threads inherit the affinity of the thread that starts them,
     so the caller's affinity is narrowed while the server starts, then restored.
+    ``services`` add further servicers (the Directory faces) to the server.
     """
     stopping = threading.Event()
     with _affinity(cpus):  # grpcio creates its threads while the server starts
@@ -73,6 +75,8 @@ def build_grpc_server(
         seed_grpc.add_ContentServicer_to_server(
             SeedContentServicer(store, metrics, stopping, read_chunk), server
         )
+        for add_service in services:
+            add_service(server)
         for address in filter(None, (tcp, f"unix:{unix_socket}" if unix_socket else None)):
             try:
                 server.add_insecure_port(address)

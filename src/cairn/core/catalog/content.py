@@ -9,7 +9,7 @@ ingest or the visible blob, never both and never neither.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cairn.core.catalog.database import Database, Row, Transaction
@@ -195,6 +195,14 @@ class ContentCatalog:
                 return None
             tx.execute("DELETE FROM content_ingests WHERE namespace = ? AND ref = ?", (namespace, ref))
         return _ingest(rows[0])
+
+    def put_blobs(self, blobs: Sequence[BlobRow], also: Callable[[Transaction], None] | None = None) -> None:
+        """Name ``blobs`` (existing names are kept) and run ``also``, in one transaction."""
+        with self._db.transaction() as tx:
+            for blob in blobs:
+                self._insert_blob(tx, blob)
+            if also is not None:
+                also(tx)
 
     def commit_ingest(
         self, namespace: str, ref: str, blob: BlobRow, also: Callable[[Transaction], None] | None = None

@@ -128,35 +128,42 @@ class RegistryCatalog:
         distribution does, so ``GET /v2/<name>/blobs/<manifest digest>`` works.
         """
         with self._db.transaction() as tx:
-            self._ensure_repository(tx, row.repository, row.created_at)
+            self.put_manifest_in(tx, row, references, tags)
+
+    @classmethod
+    def put_manifest_in(
+        cls, tx: Transaction, row: ManifestRow, references: Sequence[str], tags: Sequence[str]
+    ) -> None:
+        """:meth:`put_manifest` inside the caller's transaction."""
+        cls._ensure_repository(tx, row.repository, row.created_at)
+        tx.execute(
+            f"INSERT INTO registry_manifests ({_MANIFEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (repository, digest) DO NOTHING",
+            (
+                row.repository,
+                row.digest,
+                row.media_type,
+                row.size,
+                row.artifact_type,
+                row.subject,
+                json.dumps(dict(row.annotations), sort_keys=True),
+                row.created_at,
+            ),
+        )
+        for digest in set(references):
             tx.execute(
-                f"INSERT INTO registry_manifests ({_MANIFEST_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (repository, digest) DO NOTHING",
-                (
-                    row.repository,
-                    row.digest,
-                    row.media_type,
-                    row.size,
-                    row.artifact_type,
-                    row.subject,
-                    json.dumps(dict(row.annotations), sort_keys=True),
-                    row.created_at,
-                ),
+                "INSERT INTO registry_manifest_refs (repository, manifest, digest) VALUES (?, ?, ?) "
+                "ON CONFLICT (repository, manifest, digest) DO NOTHING",
+                (row.repository, row.digest, digest),
             )
-            for digest in set(references):
-                tx.execute(
-                    "INSERT INTO registry_manifest_refs (repository, manifest, digest) VALUES (?, ?, ?) "
-                    "ON CONFLICT (repository, manifest, digest) DO NOTHING",
-                    (row.repository, row.digest, digest),
-                )
-            self._link(tx, row.repository, row.digest, row.size, row.created_at)
-            for tag in tags:
-                tx.execute(
-                    "INSERT INTO registry_tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) "
-                    "ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, "
-                    "updated_at = excluded.updated_at",
-                    (row.repository, tag, row.digest, row.created_at),
-                )
+        cls._link(tx, row.repository, row.digest, row.size, row.created_at)
+        for tag in tags:
+            tx.execute(
+                "INSERT INTO registry_tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, "
+                "updated_at = excluded.updated_at",
+                (row.repository, tag, row.digest, row.created_at),
+            )
 
     def get_manifest(self, repository: str, digest: str) -> ManifestRow | None:
         rows = self._db.query(

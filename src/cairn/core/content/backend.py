@@ -9,7 +9,7 @@ implements the same two protocols.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from cairn.core.content.store import ReaderAt
@@ -53,6 +53,14 @@ class BlobBackend(Protocol):
 
     def open_blob(self, digest: Digest) -> ReaderAt:
         """NotFoundError if the backend does not hold ``digest``."""
+        ...
+
+    def put_blobs(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
+        """Store small, verified, in-memory blobs as one group; all are durable on return.
+
+        One flush covers the whole group, which is what makes many small writes
+        (Directory records, their manifests) cheap; blobs held already are skipped.
+        """
         ...
 
     def remove_blob(self, digest: Digest) -> None: ...

@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
+from cairn.core.catalog.database import Transaction
 from cairn.core.content.backend import BlobBackend
 from cairn.core.content.filters import content_fields, ingest_fields, parse_filters
 from cairn.core.content.locks import RefLocks
@@ -211,6 +212,21 @@ class NamespacedStore:
             self._catalog.update_ingest(namespace, ref, total=new_total, expected=new_expected)
             row = IngestRow(namespace, ref, row.key, new_total, new_expected, row.started_at)
         return row
+
+    # -- SmallBlobs ------------------------------------------------------------
+    def put_blobs(
+        self,
+        namespace: str,
+        blobs: Sequence[bytes],
+        also: Callable[[Transaction], None] | None = None,
+    ) -> list[Digest]:
+        validate_namespace(namespace)
+        digests = [Digest.of(data) for data in blobs]
+        self.backend.put_blobs(list(zip(digests, blobs, strict=True)))
+        now = time.time_ns()
+        rows = {str(d): BlobRow(namespace, str(d), len(data), now, now, {}) for d, data in zip(digests, blobs)}
+        self._catalog.put_blobs(list(rows.values()), also)
+        return digests
 
     # -- messages --------------------------------------------------------------
     @staticmethod

@@ -30,6 +30,7 @@ __all__ = [
     "Manager",
     "Provider",
     "ReaderAt",
+    "SmallBlobs",
     "Writer",
 ]
 
@@ -138,6 +139,23 @@ class Ingester(Protocol):
         ...
 
 
+class SmallBlobs(Protocol):
+    def put_blobs(
+        self,
+        namespace: str,
+        blobs: Sequence[bytes],
+        also: Callable[[Transaction], None] | None = None,
+    ) -> list[Digest]:
+        """Store in-memory blobs (sha256) as one durable group and name them in ``namespace``.
+
+        For many small blobs at once (a Directory record and its manifest): one
+        flush and one catalog transaction for the group instead of one per blob.
+        ``also`` runs in that transaction, as in :meth:`Writer.commit`. Returns
+        the digests in order.
+        """
+        ...
+
+
 class IngestManager(Protocol):
     def status(self, namespace: str, ref: str) -> Status: ...
 
@@ -162,7 +180,7 @@ class Manager(Protocol):
         ...
 
 
-class ContentStore(Provider, Ingester, IngestManager, Manager, Protocol):
+class ContentStore(Provider, Ingester, SmallBlobs, IngestManager, Manager, Protocol):
     """Everything a content face needs."""
 
     def close(self) -> None: ...

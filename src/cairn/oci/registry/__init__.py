@@ -15,11 +15,12 @@ from cairn.core.catalog.registry import RegistryCatalog
 from cairn.core.content.store import ContentStore
 from cairn.oci.errors import NameUnknownError
 from cairn.oci.registry.blobs import Blobs
-from cairn.oci.registry.manifests import Manifests, PushedManifest, StoredManifest
+from cairn.oci.registry.manifests import Artifact, Manifests, PushedManifest, StoredManifest
 from cairn.oci.registry.names import check_repository, check_tag, is_digest, parse_digest
 from cairn.oci.registry.uploads import OpenUpload, Uploads
 
 __all__ = [
+    "Artifact",
     "Blobs",
     "Manifests",
     "OpenUpload",

@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cairn.core.catalog.database import Transaction
 from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.content.store import ContentStore
 from cairn.core.digest import Digest
@@ -35,7 +36,7 @@ from cairn.oci.errors import (
 from cairn.oci.model import Descriptor, ImageIndex, ImageManifest, mediatypes, parse_manifest
 from cairn.oci.registry.names import check_tag, is_digest, parse_digest
 
-__all__ = ["Manifests", "PushedManifest", "StoredManifest"]
+__all__ = ["Artifact", "Manifests", "PushedManifest", "StoredManifest"]
 
 #: Layer media types that are never uploaded (their bytes live at ``urls``).
 _FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
@@ -57,10 +58,27 @@ class StoredManifest:
 
 
 @dataclass(frozen=True, slots=True)
+class Artifact:
+    """A small artifact pushed as one unit: its blobs (in memory), its manifest and its tags."""
+
+    manifest: bytes
+    media_type: str
+    blobs: Sequence[bytes] = ()
+    tags: Sequence[str] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PushedManifest:
     digest: Digest
     subject: Digest | None
     tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    row: ManifestRow
+    references: list[str]
+    pushed: PushedManifest
 
 
 class _BytesCache:
@@ -112,6 +130,56 @@ class Manifests:
         extra_tags: Sequence[str] = (),
     ) -> PushedManifest:
         """Validate and store a manifest under ``reference`` (a tag or the digest of ``data``)."""
+        prepared = self._prepare(repository, reference, data, content_type, extra_tags, frozenset())
+        self._store_bytes(prepared.pushed.digest, data)
+        self._catalog.put_manifest(prepared.row, prepared.references, prepared.pushed.tags)
+        return prepared.pushed
+
+    def put_group(self, repository: str, artifacts: Sequence[Artifact]) -> list[PushedManifest]:
+        """Store several small artifacts (blobs + manifest + tags each) with one flush and one transaction.
+
+        Each manifest is validated as :meth:`put` does, except that its blobs may
+        come in the same group; a later artifact may name an earlier one as its
+        ``subject``. Nothing is stored unless every artifact is valid.
+        """
+        in_group: set[str] = set()
+        prepared: list[_Prepared] = []
+        contents: list[bytes] = []
+        for artifact in artifacts:
+            for blob in artifact.blobs:
+                in_group.add(str(Digest.of(blob)))
+                contents.append(blob)
+            reference = artifact.tags[0] if artifact.tags else str(Digest.of(artifact.manifest))
+            prepared.append(
+                self._prepare(
+                    repository, reference, artifact.manifest, artifact.media_type, artifact.tags[1:],
+                    frozenset(in_group),
+                )
+            )
+            contents.append(artifact.manifest)
+        blob_sizes = {str(Digest.of(blob)): len(blob) for a in artifacts for blob in a.blobs}
+
+        def name_all(tx: Transaction) -> None:
+            now = time.time_ns()
+            for digest, size in blob_sizes.items():
+                self._catalog.link_blob_in(tx, repository, digest, size, now)
+            for item in prepared:
+                self._catalog.put_manifest_in(tx, item.row, item.references, item.pushed.tags)
+
+        self._store.put_blobs(self._namespace, contents, name_all)
+        for item, artifact in zip(prepared, artifacts, strict=True):
+            self._cache.put(str(item.pushed.digest), artifact.manifest)
+        return [item.pushed for item in prepared]
+
+    def _prepare(
+        self,
+        repository: str,
+        reference: str,
+        data: bytes,
+        content_type: str | None,
+        extra_tags: Sequence[str],
+        in_group: frozenset[str],
+    ) -> _Prepared:
         if len(data) > self.max_bytes:
             raise TooLargeError(f"manifest of {len(data)} bytes is over the limit of {self.max_bytes}")
         tags = [check_tag(tag) for tag in extra_tags]
@@ -129,33 +197,32 @@ class Manifests:
             manifest = parse_manifest(data, content_type)
         except InvalidArgumentError as exc:
             raise ManifestInvalidError(exc.message) from None
-        self._check_references(repository, manifest)
-        self._store_bytes(digest, data)
+        self._check_references(repository, manifest, in_group)
         subject = manifest.subject.digest if manifest.subject is not None else None
         media_type = mediatypes.base(manifest.media_type or content_type or "")
         artifact_type = (
             manifest.effective_artifact_type() if isinstance(manifest, ImageManifest) else manifest.artifact_type
         )
-        self._catalog.put_manifest(
-            ManifestRow(
-                repository=repository,
-                digest=str(digest),
-                media_type=media_type,
-                size=len(data),
-                artifact_type=artifact_type,
-                subject=str(subject) if subject else None,
-                annotations=dict(manifest.annotations),
-                created_at=time.time_ns(),
-            ),
-            [str(d.digest) for d in manifest.references()],
-            tags,
+        row = ManifestRow(
+            repository=repository,
+            digest=str(digest),
+            media_type=media_type,
+            size=len(data),
+            artifact_type=artifact_type,
+            subject=str(subject) if subject else None,
+            annotations=dict(manifest.annotations),
+            created_at=time.time_ns(),
         )
-        return PushedManifest(digest, subject, tuple(tags))
+        references = [str(d.digest) for d in manifest.references()]
+        return _Prepared(row, references, PushedManifest(digest, subject, tuple(tags)))
 
-    def _check_references(self, repository: str, manifest: ImageManifest | ImageIndex) -> None:
+    def _check_references(
+        self, repository: str, manifest: ImageManifest | ImageIndex, in_group: frozenset[str] = frozenset()
+    ) -> None:
         if isinstance(manifest, ImageManifest):
             needed = [d for d in manifest.references() if not _is_non_distributable(d)]
-            missing = self._catalog.unlinked(repository, (str(d.digest) for d in needed))
+            wanted = (str(d.digest) for d in needed if str(d.digest) not in in_group)
+            missing = self._catalog.unlinked(repository, wanted)
         else:
             needed = list(manifest.manifests)
             missing = self._catalog.missing_manifests(repository, (str(d.digest) for d in needed))

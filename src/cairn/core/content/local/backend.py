@@ -4,16 +4,27 @@ Durability (ARCHITECTURE.md principle 5): ingest data is written without
 fsync while streaming, fsynced when a writer closes or commits; a commit links
 the verified data file to its blob name and fsyncs the blob directory before
 the catalog is told. Blob files are read-only (0444) and never rewritten.
+
+Small blobs written as a group (:meth:`LocalBackend.put_blobs`) are written to
+temporary names, renamed into place and then flushed with one ``syncfs`` of the
+data directory's filesystem: measured here, a durable 1 KiB file costs ~600 us
+alone (file fsync + directory fsync) but ~70 us in a group of 32. ``syncfs``
+also flushes unrelated dirty pages of that filesystem, so a group may wait for a
+large upload's writeback; where ``syncfs`` is missing, every file and directory
+is fsynced instead.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import cast
 
-from cairn.core.content.local.files import fsync_dir, translate_os_error
+from cairn.core.content.local.files import fsync_dir, translate_os_error, write_all
 from cairn.core.content.local.ingest import HasherCache, LocalIngestData
 from cairn.core.content.local.reader import FileReader
 from cairn.core.digest import ALGORITHMS, Digest
@@ -52,6 +63,31 @@ class LocalBackend:
             raise NotFoundError(f"blob {digest} not found in content storage") from None
         except OSError as exc:
             raise translate_os_error(exc, f"blob {digest}") from exc
+
+    def put_blobs(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
+        folders: set[str] = set()
+        written: list[str] = []
+        try:
+            for digest, data in blobs:
+                target = self.blob_path(digest)
+                if os.path.exists(target):
+                    continue
+                folder = os.path.dirname(target)
+                if folder not in folders:
+                    os.makedirs(folder, exist_ok=True)
+                    folders.add(folder)
+                temporary = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+                fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+                try:
+                    write_all(fd, data, f"blob {digest}")
+                finally:
+                    os.close(fd)
+                os.replace(temporary, target)
+                written.append(target)
+            if written:
+                _flush(self._blobs, written, folders)
+        except OSError as exc:
+            raise translate_os_error(exc, f"{len(blobs)} small blobs") from exc
 
     def remove_blob(self, digest: Digest) -> None:
         path = self.blob_path(digest)
@@ -119,3 +155,37 @@ class LocalBackend:
 
     def close(self) -> None:
         pass
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        function = ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return cast(Callable[[int], int], function)
+
+
+_syncfs = _load_syncfs()
+
+
+def _flush(root: str, files: Sequence[str], folders: set[str]) -> None:
+    """Make ``files`` (renamed into ``folders``) durable: one syncfs, else fsync each."""
+    if _syncfs is not None:
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _syncfs(fd) != 0:
+                error = ctypes.get_errno()
+                raise OSError(error, os.strerror(error))
+        finally:
+            os.close(fd)
+        return
+    for path in files:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    for folder in folders:
+        fsync_dir(folder)
