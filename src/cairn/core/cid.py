@@ -30,6 +30,7 @@ import base64
 import binascii
 import functools
 import hashlib
+import re
 
 from cairn.core.digest import Digest
 from cairn.core.errors import InvalidArgumentError
@@ -48,12 +49,24 @@ _VARINT_MAX_BYTES = 9  # multiformats unsigned-varint: at most 63 bits
 _B58_ALPHABET = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 _B58_INDEX = {char: index for index, char in enumerate(_B58_ALPHABET)}
 
+# The canonical form is "baearei" (multibase "b" plus the first 30 bits of the prefix) and 52
+# base32 digits holding the prefix's last two bits (zero), the 256 digest bits and two zero
+# padding bits. base64.b32encode/b32decode are pure Python and cost microseconds per call, so
+# the canonical form is converted through Python's integers instead: int() reads base32 once
+# the RFC 4648 alphabet is mapped onto the digits int() uses (0-9a-v).
+_CANONICAL_HEAD = "baearei"
+_CANONICAL = re.compile(r"baearei[a-z2-7]{52}")
+_B32_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+_B32_TO_INT_DIGITS = str.maketrans(_B32_ALPHABET, "0123456789abcdefghijklmnopqrstuv")
+_B32_PAIRS = [first + second for first in _B32_ALPHABET for second in _B32_ALPHABET]
+_PAIR_SHIFTS = range(250, -1, -10)
+
 
 def cid_of_bytes(data: bytes | bytearray | memoryview) -> str:
     """The canonical CID of ``data`` (SHA-256, then the fixed prefix, then base32)."""
     if len(data) == 0:
         raise InvalidArgumentError("cannot compute a CID of empty data")
-    return _encode(hashlib.sha256(data).digest())
+    return _encode_hex(hashlib.sha256(data).hexdigest())
 
 
 def digest_to_cid(digest: Digest) -> str:
@@ -62,11 +75,15 @@ def digest_to_cid(digest: Digest) -> str:
         raise InvalidArgumentError(
             f"digest {digest}: only sha256 digests have a CID ({digest.algorithm} is not supported)"
         )
-    return _encode(bytes.fromhex(digest.hex))
+    return _encode_hex(digest.hex)
 
 
 def cid_to_digest(cid: str) -> Digest:
     """The sha256 digest a CID names, from any accepted spelling of the CID."""
+    if isinstance(cid, str) and _CANONICAL.fullmatch(cid):
+        number = int(cid[7:].translate(_B32_TO_INT_DIGITS), 32)
+        if number & 3 == 0 and number >> 258 == 0:
+            return Digest("sha256", format(number >> 2, "064x"))
     return Digest("sha256", _decode(cid).hex())
 
 
@@ -74,11 +91,14 @@ def cid_to_digest(cid: str) -> Digest:
 def normalise_cid(cid: str) -> str:
     """The canonical ``baearei...`` spelling of ``cid`` (raises InvalidArgumentError if invalid)."""
     # Cached: the same CID comes back on every Lookup/Pull of a popular record.
-    return _encode(_decode(cid))
+    return _encode_hex(cid_to_digest(cid).hex)
 
 
-def _encode(raw_digest: bytes) -> str:
-    return "b" + base64.b32encode(CID_PREFIX + raw_digest).decode("ascii").lower().rstrip("=")
+def _encode_hex(hex_digest: str) -> str:
+    """The canonical CID of a sha256 digest given as 64 hex digits."""
+    number = int(hex_digest, 16) << 2
+    pairs = _B32_PAIRS
+    return _CANONICAL_HEAD + "".join([pairs[(number >> shift) & 0x3FF] for shift in _PAIR_SHIFTS])
 
 
 def _invalid(cid: str, reason: str) -> InvalidArgumentError:

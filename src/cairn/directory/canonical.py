@@ -56,7 +56,9 @@ def _unencodable(value: object) -> object:
 # The C encoder, called directly: json.dumps builds a new one (with a table for spotting
 # circular references, which a fresh copy cannot have) on every call, and that costs about
 # as much as the encoding itself for a small record.
-_c_encoder = _json.make_encoder(None, _unencodable, _json.encode_basestring, None, ":", ",", True, False, False)
+_c_encoder = _json.make_encoder(
+    None, _unencodable, _json.encode_basestring, None, ":", ",", True, False, False
+)
 _encode_string = _json.encode_basestring
 
 
@@ -156,13 +158,7 @@ def parse_json(text: bytes | bytearray | memoryview | str) -> object:
     double's range; lone surrogate escapes become U+FFFD. Input bytes must be
     UTF-8 without a BOM. Errors are :class:`InvalidArgumentError` with the position.
     """
-    if isinstance(text, str):
-        source = text
-    else:
-        try:
-            source = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError(f"invalid JSON: not UTF-8 at byte {exc.start}") from None
+    source = _source(text)
     try:
         value = _DECODER.decode(source)
     except json.JSONDecodeError as exc:
@@ -201,13 +197,7 @@ def parse_canonical(text: bytes | bytearray | memoryview | str) -> tuple[object,
     otherwise (either way it stands for the same double). Errors as
     :func:`parse_json`.
     """
-    if isinstance(text, str):
-        source = text
-    else:
-        try:
-            source = bytes(text).decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InvalidArgumentError(f"invalid JSON: not UTF-8 at byte {exc.start}") from None
+    source = _source(text)
     if not _SURROGATE_ESCAPE.search(source):
         try:
             value = _FAST_DECODER.decode(source)
@@ -225,6 +215,19 @@ def parse_canonical(text: bytes | bytearray | memoryview | str) -> tuple[object,
             return value, _finish(text_out, value)
     value = parse_json(source)
     return value, canonical_json(value)
+
+
+def _source(text: bytes | bytearray | memoryview | str) -> str:
+    if isinstance(text, str):
+        source = text
+    else:
+        try:
+            source = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidArgumentError(f"invalid JSON: not UTF-8 at byte {exc.start}") from None
+    if source.startswith("\ufeff"):
+        raise InvalidArgumentError("invalid JSON: starts with a byte order mark (BOM)")
+    return source
 
 
 def _syntax_error(exc: json.JSONDecodeError) -> InvalidArgumentError:
@@ -318,8 +321,10 @@ def _replace_surrogates(value: object) -> object:
     if isinstance(value, str):
         return _SURROGATE.sub("\ufffd", value)
     if isinstance(value, Mapping):
-        return {_SURROGATE.sub("\ufffd", key) if isinstance(key, str) else key: _replace_surrogates(item)
-                for key, item in value.items()}
+        return {
+            _SURROGATE.sub("\ufffd", key) if isinstance(key, str) else key: _replace_surrogates(item)
+            for key, item in value.items()
+        }
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         return [_replace_surrogates(item) for item in value]
     return value

@@ -228,9 +228,9 @@ def verify_signature(cid: str, signature: Signature, public_key_pem: bytes | Non
     try:
         verifier.verify(raw, payload.encode("ascii"), ec.ECDSA(hashes.SHA256()))
     except InvalidSignature:
+        source = "embedded" if public_key_pem is None else "given"
         raise InvalidArgumentError(
-            f"signature of record {payload}: does not verify with the {'given' if public_key_pem else 'embedded'}"
-            " public key"
+            f"signature of record {payload}: does not verify with the {source} public key"
         ) from None
 
 
@@ -264,13 +264,13 @@ def signature_from_referrer_blob(data: bytes) -> Signature:
         raise InvalidArgumentError("signature referrer: must be a JSON object")
     kind = value.get("type")
     if kind != SIGNATURE_REFERRER_TYPE:
-        raise InvalidArgumentError(
-            f"signature referrer: type is {kind!r}, not {SIGNATURE_REFERRER_TYPE!r}"
-        )
+        raise InvalidArgumentError(f"signature referrer: type is {kind!r}, not {SIGNATURE_REFERRER_TYPE!r}")
     return Signature.from_data(value.get("data", {}), "signature referrer.data")
 
 
-def signature_manifest_annotations(referrer_cid: str, created_at: str, signature: Signature) -> dict[str, str]:
+def signature_manifest_annotations(
+    referrer_cid: str, created_at: str, signature: Signature
+) -> dict[str, str]:
     """The annotations of a signature referrer's manifest (§9.3); ``created_at`` is left out when empty."""
     out = {REFERRER_TYPE_KEY: SIGNATURE_REFERRER_TYPE, KEY_CID: referrer_cid}
     if created_at:
@@ -290,7 +290,9 @@ def _load_private_key(pem: bytes, password: bytes | None) -> ec.EllipticCurvePri
     except TypeError as exc:  # encrypted without a password, or a password for a plain key
         raise InvalidArgumentError(f"private key: {exc}") from None
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise InvalidArgumentError(f"private key: cannot be loaded (bad PEM or wrong password): {exc}") from None
+        raise InvalidArgumentError(
+            f"private key: cannot be loaded (bad PEM or wrong password): {exc}"
+        ) from None
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise InvalidArgumentError(f"private key: only ECDSA P-256 keys are supported, not {_key_kind(key)}")
     return key

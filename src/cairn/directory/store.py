@@ -66,7 +66,11 @@ class PlannedPush:
 
 
 def _manifest_bytes(
-    layer_type: str, layer: bytes, annotations: dict[str, str], artifact_type: str, subject: dict[str, object] | None
+    layer_type: str,
+    layer: bytes,
+    annotations: dict[str, str],
+    artifact_type: str,
+    subject: dict[str, object] | None,
 ) -> bytes:
     """A reproducible OCI image manifest around one layer (compact JSON, fixed key order)."""
     document: dict[str, object] = {
@@ -110,7 +114,9 @@ class RecordStore:
         )
         stored = self._stored_manifest(cid)
         if stored is None:
-            artifacts.append(Artifact(record_manifest, mediatypes.OCI_MANIFEST, (_EMPTY, record.canonical), (cid,)))
+            artifacts.append(
+                Artifact(record_manifest, mediatypes.OCI_MANIFEST, (_EMPTY, record.canonical), (cid,))
+            )
         if signature is not None:
             subject_bytes = stored if stored is not None else record_manifest
             artifacts.append(self._signature_artifact(cid, subject_bytes, signature))
@@ -190,7 +196,9 @@ class RecordStore:
         """The record's newest signature, or None."""
         cid = _checked_cid(cid)
         subject = self._registry.manifests.head(self.repository, cid).digest
-        referrers = self._registry.manifests.referrers(self.repository, subject, SIGNATURE_MEDIA_TYPE, None, 10_000)
+        referrers = self._registry.manifests.referrers(
+            self.repository, subject, SIGNATURE_MEDIA_TYPE, None, 10_000
+        )
         if not referrers:
             return None
         newest = max(referrers, key=lambda d: (d.annotations.get(REFERRER_CREATED_AT_KEY, ""), str(d.digest)))

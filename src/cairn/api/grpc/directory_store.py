@@ -87,7 +87,10 @@ def signature_message(signature: Signature) -> signature_pb2.Signature:
 
 def meta_message(meta: RecordMeta) -> record_pb2.RecordMeta:
     return record_pb2.RecordMeta(
-        cid=meta.cid, annotations=meta.annotations, schema_version=meta.schema_version, created_at=meta.created_at
+        cid=meta.cid,
+        annotations=meta.annotations,
+        schema_version=meta.schema_version,
+        created_at=meta.created_at,
     )
 
 
@@ -207,7 +210,9 @@ class StoreServicer(pb_grpc.StoreServiceServicer):
             yield meta_message(self._records.lookup(ref.cid))
 
     @handles_errors
-    def Delete(self, request_iterator: Iterator[record_pb2.RecordRef], context: grpc.ServicerContext) -> Empty:
+    def Delete(
+        self, request_iterator: Iterator[record_pb2.RecordRef], context: grpc.ServicerContext
+    ) -> Empty:
         for ref in request_iterator:
             self._records.delete(ref.cid)
         return Empty()

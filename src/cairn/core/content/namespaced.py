@@ -224,7 +224,7 @@ class NamespacedStore:
         digests = [Digest.of(data) for data in blobs]
         self.backend.put_blobs(list(zip(digests, blobs, strict=True)))
         now = time.time_ns()
-        rows = {str(d): BlobRow(namespace, str(d), len(data), now, now, {}) for d, data in zip(digests, blobs)}
+        rows = {str(d): BlobRow(namespace, str(d), len(data), now, now, {}) for d, data in zip(digests, blobs, strict=True)}
         self._catalog.put_blobs(list(rows.values()), also)
         return digests
 
