@@ -23,6 +23,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf import json_format
 from google.protobuf.empty_pb2 import Empty
+from google.protobuf.message import Message
 from google.protobuf.struct_pb2 import Struct
 
 from cairn.api.grpc.errors import handles_errors
@@ -37,12 +38,14 @@ from cairn.directory.records import Record, RecordMeta
 from cairn.directory.signatures import Signature
 from cairn.directory.store import PlannedPush, RecordStore
 
-__all__ = ["GROUP_MAX", "StoreServicer"]
+__all__ = ["GROUP_BYTES", "GROUP_MAX", "StoreServicer"]
 
-#: Most pushes stored as one group (one flush, one transaction).
-GROUP_MAX = 64
+#: Most pushes stored as one group (one flush, one transaction); also the read-ahead bound.
+GROUP_MAX = 256
+#: A group closes once its requests hold this many bytes (records are up to 4 MiB each).
+GROUP_BYTES = 16 << 20
 
-T = TypeVar("T")
+M = TypeVar("M", bound=Message)
 _END = object()
 
 
@@ -94,16 +97,21 @@ def meta_message(meta: RecordMeta) -> record_pb2.RecordMeta:
     )
 
 
+def _size(item: object) -> int:
+    return item.ByteSize() if isinstance(item, Message) else 0
+
+
 class _Arrivals:
     """Requests taken off a stream by a reader thread, handed out in groups of what has arrived."""
 
-    def __init__(self, requests: Iterator[object], limit: int) -> None:
-        self._queue: queue.Queue[object] = queue.Queue()
+    def __init__(self, requests: Iterator[Message], limit: int, max_bytes: int) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=limit)  # bounds the read-ahead
         self._limit = limit
+        self._max_bytes = max_bytes
         self._thread = threading.Thread(target=self._read, args=(requests,), daemon=True, name="store-stream")
         self._thread.start()
 
-    def _read(self, requests: Iterator[object]) -> None:
+    def _read(self, requests: Iterator[Message]) -> None:
         try:
             for request in requests:
                 self._queue.put(request)
@@ -117,7 +125,8 @@ class _Arrivals:
             if first is _END:
                 return
             group = [first]
-            while len(group) < self._limit:
+            size = _size(first)
+            while len(group) < self._limit and size < self._max_bytes:
                 try:
                     item = self._queue.get_nowait()
                 except queue.Empty:
@@ -125,6 +134,7 @@ class _Arrivals:
                 group.append(item)
                 if item is _END:
                     break
+                size += _size(item)
             ended = group[-1] is _END
             yield [item for item in group if item is not _END]
             if ended:
@@ -139,9 +149,9 @@ class StoreServicer(pb_grpc.StoreServiceServicer):
         self._metrics = metrics
 
     def _push_groups(
-        self, requests: Iterator[T], plan: Callable[[T], PlannedPush], answer: Callable[[str], object]
+        self, requests: Iterator[M], plan: Callable[[M], PlannedPush], answer: Callable[[str], object]
     ) -> Iterator[object]:
-        for group in _Arrivals(requests, GROUP_MAX).groups():
+        for group in _Arrivals(requests, GROUP_MAX, GROUP_BYTES).groups():
             plans: list[PlannedPush] = []
             failure: Exception | None = None
             for request in group:
