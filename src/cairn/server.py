@@ -25,7 +25,9 @@ from aiohttp import web
 
 from cairn import __version__
 from cairn.api.grpc.directory_store import StoreServicer
+from cairn.api.grpc.directory_sync import SyncServicer, grpc_negotiator
 from cairn.api.grpc.gen.store.v1 import store_service_pb2_grpc as store_grpc
+from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as sync_grpc
 from cairn.api.grpc.server import build_grpc_server
 from cairn.api.http.app import build_http_app
 from cairn.api.http.auth import HttpAuth
@@ -34,7 +36,10 @@ from cairn.core.auth import open_auth
 from cairn.core.catalog import open_catalog
 from cairn.core.content import open_content_store
 from cairn.core.errors import UnavailableError
+from cairn.directory.credentials import SyncCredentials
+from cairn.directory.replication import Replicator
 from cairn.directory.store import RecordStore
+from cairn.directory.sync import Syncs
 from cairn.oci.registry import Registry
 from cairn.settings import Settings, parse_cpus
 
@@ -105,6 +110,25 @@ def serve(settings: Settings) -> None:
             manifest_max_bytes=settings.manifest_max_bytes,
         )
         records = RecordStore(registry, settings.directory_repository)
+        core_auth = (
+            open_auth(
+                settings.users_file,
+                settings.access_file,
+                settings.data_dir / "token.key",
+                settings.token_ttl_seconds,
+            )
+            if settings.users_file is not None
+            else None
+        )
+        syncs = Syncs(
+            catalog.syncs,
+            Replicator(registry, settings.directory_repository),
+            grpc_negotiator(settings.directory_node_id),
+            poll_seconds=settings.sync_poll_seconds,
+        )
+        credentials = SyncCredentials(
+            core_auth, settings.registry_url, settings.directory_repository, settings.sync_allowed_nodes
+        )
         grpc_faces = build_grpc_server(
             store,
             metrics,
@@ -115,19 +139,15 @@ def serve(settings: Settings) -> None:
             cpus=parse_cpus(settings.grpc_cpus),
             services=[
                 lambda server: store_grpc.add_StoreServiceServicer_to_server(StoreServicer(records, metrics), server),
+                lambda server: sync_grpc.add_SyncServiceServicer_to_server(
+                    SyncServicer(syncs, credentials, metrics), server
+                ),
             ],
         )
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
-        auth = HttpAuth(
-            open_auth(
-                settings.users_file,
-                settings.access_file,
-                settings.data_dir / "token.key",
-                settings.token_ttl_seconds,
-            )
-            if settings.users_file is not None
-            else None
-        )
+        syncs.start()  # resumes the syncs of the catalog; stopped before the catalog closes
+        stack.callback(syncs.stop)
+        auth = HttpAuth(core_auth)
         asyncio.run(_run_http(settings, metrics, socket_path, registry, auth))
         log.info("shutting down: waiting up to %.0fs for in-flight calls", SHUTDOWN_GRACE)
 

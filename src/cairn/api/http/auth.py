@@ -13,6 +13,12 @@ specification and distribution do:
   the same 401 plus ``error="insufficient_scope"``, so the client fetches a wider token;
 - an authenticated user the policy does not allow: 403 ``DENIED``.
 
+Basic credentials whose password is a password token (what Directory sync
+hands to other nodes: ``cairn-sync-token`` / a JWT from the token authority)
+identify a caller of kind ``token`` who may do exactly what the token grants:
+anything more is 403 ``DENIED``, and ``/token`` gives them at most the token's
+scopes.
+
 The realm is built from the request's Host header, so the challenge points at
 whatever address and port the client used. This module is not for the policy
 itself (:mod:`cairn.core.auth.access`); bcrypt checks cross into a thread here.
@@ -46,7 +52,8 @@ BASIC_REALM = "cairn"
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who sent a request: ``kind`` is anonymous, basic, bearer or invalid (``reason`` says why)."""
+    """Who sent a request: ``kind`` is anonymous, basic, bearer, token (a password token in Basic
+    credentials) or invalid (``reason`` says why)."""
 
     kind: str
     user: str | None = None
@@ -90,6 +97,10 @@ class HttpAuth:
         if not missing:
             return identity.user
         wanted = ", ".join(map(str, missing))
+        if identity.kind == "token":
+            raise RegistryError(
+                403, "DENIED", f"the token of {identity.user!r} does not grant {wanted}", _detail(missing)
+            )
         if identity.kind == "anonymous":
             raise self._unauthorized(request, scopes, f"authentication required for {wanted}")
         denied = [m for m in missing if self.auth.policy.granted(identity.user, m) != m.actions]
@@ -114,6 +125,8 @@ class HttpAuth:
         identity = await self.identify(request)
         if identity.kind == "invalid":
             return False
+        if identity.kind == "token" and identity.claims is not None:
+            return identity.claims.granted(scope) == scope.actions
         return self.auth.policy.granted(identity.user, scope) == scope.actions
 
     async def identify(self, request: web.Request) -> Caller:
@@ -133,10 +146,7 @@ class HttpAuth:
         scheme, _, value = header.strip().partition(" ")
         scheme, value = scheme.lower(), value.strip()
         if scheme == "basic":
-            user = await self.check_basic(value)
-            if user is None:
-                return Caller("invalid", reason="invalid username or password")
-            return Caller("basic", user)
+            return await self.basic_caller(value)
         if scheme == "bearer":
             try:
                 claims = self.auth.tokens.verify(value)
@@ -145,15 +155,29 @@ class HttpAuth:
             return Caller("bearer", claims.subject, claims)
         return Caller("invalid", reason=f"unsupported authorization scheme {scheme!r}")
 
-    async def check_basic(self, value: str) -> str | None:
-        """The user named by a Basic credential (the part after ``Basic``) if the password is right."""
+    async def basic_caller(self, value: str) -> Caller:
+        """Who a Basic credential (the part after ``Basic``) names: a user whose password is right,
+        the holder of a valid password token, or an invalid caller."""
         assert self.auth is not None
         credentials = _decode_basic(value)
         if credentials is None:
-            return None
+            return Caller("invalid", reason="invalid username or password")
         user, password = credentials
+        if self.auth.is_token(password):
+            try:
+                claims = self.auth.verify_password_token(password)
+            except UnauthenticatedError as exc:
+                return Caller("invalid", reason=exc.message)
+            return Caller("token", claims.subject, claims)
         # bcrypt takes ~100 ms of CPU: keep it off the event loop.
-        return user if await asyncio.to_thread(self.auth.users.verify, user, password) else None
+        if await asyncio.to_thread(self.auth.users.verify, user, password):
+            return Caller("basic", user)
+        return Caller("invalid", reason="invalid username or password")
+
+    async def check_basic(self, value: str) -> str | None:
+        """The user named by a Basic credential if the password is right (tokens are not users)."""
+        caller = await self.basic_caller(value)
+        return caller.user if caller.kind == "basic" else None
 
     def challenge(
         self, request: web.Request, scopes: Sequence[Scope], *, insufficient_scope: bool = False
@@ -192,14 +216,15 @@ class HttpAuth:
         try:
             scopes = parse_scopes(request.query.getall("scope", []))
             offline = request.query.get("offline_token", "").lower() == "true"
-            user = None
+            user, limit = None, None
             header = request.headers.get("Authorization")
             if header is not None and self.auth is not None:
                 scheme, _, value = header.strip().partition(" ")
-                user = await self.check_basic(value.strip()) if scheme.lower() == "basic" else None
-                if user is None:
-                    raise UnauthenticatedError("invalid username or password")
-            body, _ = self._token_body(user, scopes, offline)
+                caller = await self.basic_caller(value.strip()) if scheme.lower() == "basic" else Caller("invalid")
+                if caller.kind == "invalid":
+                    raise UnauthenticatedError(caller.reason or "invalid username or password")
+                user, limit = caller.user, caller.claims
+            body, _ = self._token_body(user, scopes, offline, limit)
             return web.json_response(body)
         except InvalidArgumentError as exc:
             return _token_error(400, "UNSUPPORTED", exc.message)
@@ -219,8 +244,9 @@ class HttpAuth:
         try:
             scopes = parse_scopes(v for k, v in form.items() if k == "scope" and isinstance(v, str))
             offline = fields.get("access_type", "") == "offline"
+            limit: TokenClaims | None = None
             if grant_type == "password":
-                user = await self._password_grant(fields.get("username", ""), fields.get("password", ""))
+                user, limit = await self._password_grant(fields.get("username", ""), fields.get("password", ""))
             elif grant_type == "refresh_token":
                 token = fields.get("refresh_token", "")
                 user = self.auth.redeem_refresh(token) if self.auth is not None else None
@@ -228,7 +254,7 @@ class HttpAuth:
                 return _token_error(
                     400, "UNSUPPORTED", f"unsupported grant_type {grant_type!r}", "unsupported_grant_type"
                 )
-            body, granted = self._token_body(user, scopes, offline)
+            body, granted = self._token_body(user, scopes, offline, limit)
             body["scope"] = " ".join(map(str, granted))
             return web.json_response(body)
         except InvalidArgumentError as exc:
@@ -236,17 +262,25 @@ class HttpAuth:
         except UnauthenticatedError as exc:
             return _token_error(401, "UNAUTHORIZED", exc.message, "invalid_grant")
 
-    async def _password_grant(self, user: str, password: str) -> str | None:
+    async def _password_grant(self, user: str, password: str) -> tuple[str | None, TokenClaims | None]:
+        """The user (or a password token's subject and claims) the OAuth2 password grant names."""
         if self.auth is None:
-            return None
+            return None, None
+        if user and self.auth.is_token(password):
+            claims = self.auth.verify_password_token(password)
+            return claims.subject, claims
         if not user or not await asyncio.to_thread(self.auth.users.verify, user, password):
             raise UnauthenticatedError("invalid username or password")
-        return user
+        return user, None
 
     def _token_body(
-        self, user: str | None, scopes: Sequence[Scope], offline: bool
+        self, user: str | None, scopes: Sequence[Scope], offline: bool, limit: TokenClaims | None = None
     ) -> tuple[dict[str, Any], Sequence[Scope]]:
-        """The 200 JSON for a caller already authenticated as ``user``, and the scopes granted."""
+        """The 200 JSON for a caller already authenticated as ``user``, and the scopes granted.
+
+        With ``limit`` (the caller holds a password token) the grant is what that
+        token grants, never more, and no refresh token is given.
+        """
         if self.auth is None:
             # Nothing checks tokens when authentication is off; an opaque one keeps token-first clients going.
             now = int(time.time())
@@ -255,10 +289,14 @@ class HttpAuth:
             granted: Sequence[Scope] = scopes
             refresh = secrets.token_urlsafe(32) if offline else None
         else:
-            granted = self.auth.grant(user, scopes)
+            if limit is None:
+                granted = self.auth.grant(user, scopes)
+            else:
+                held = limit
+                granted = tuple(g for g in (s.with_actions(held.granted(s)) for s in scopes) if g.actions)
             issued = self.auth.tokens.issue(user, granted)
             token, expires_in, issued_at = issued.token, issued.expires_in, issued.issued_at_rfc3339
-            refresh = self.auth.issue_refresh(user) if offline and user is not None else None
+            refresh = self.auth.issue_refresh(user) if offline and user is not None and limit is None else None
         body: dict[str, Any] = {
             "token": token,
             "access_token": token,

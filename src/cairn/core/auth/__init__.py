@@ -22,6 +22,7 @@ from cairn.core.auth.access import (
     parse_scopes,
 )
 from cairn.core.auth.tokens import (
+    JWT_SHAPE,
     KEY_BYTES,
     IssuedToken,
     TokenAuthority,
@@ -31,11 +32,15 @@ from cairn.core.auth.tokens import (
 from cairn.core.auth.users import ANONYMOUS, MAX_PASSWORD_BYTES, Users, load_users
 from cairn.core.errors import UnauthenticatedError
 
+#: The Basic user name sent with a password token (any name is accepted with one).
+TOKEN_USERNAME = "cairn-sync-token"
+
 __all__ = [
     "ACTIONS",
     "ANONYMOUS",
     "KEY_BYTES",
     "MAX_PASSWORD_BYTES",
+    "TOKEN_USERNAME",
     "AccessPolicy",
     "AccessRule",
     "Auth",
@@ -70,6 +75,23 @@ class Auth:
         """The requested scopes cut down to what the policy allows ``user``; empty ones dropped."""
         granted = (scope.with_actions(self.policy.granted(user, scope)) for scope in scopes)
         return tuple(scope for scope in granted if scope.actions)
+
+    def issue_password_token(self, subject: str, scopes: Sequence[Scope], ttl_seconds: int) -> IssuedToken:
+        """A token to send as a Basic password, granting exactly ``scopes`` for ``ttl_seconds``.
+
+        For principals that are not users (other nodes); ``subject`` should not
+        be a possible user name (user names have no ``:``).
+        """
+        return self.tokens.issue(subject, scopes, ttl_seconds=ttl_seconds, password=True)
+
+    @staticmethod
+    def is_token(password: str) -> bool:
+        """Whether a Basic password is a token rather than a user's password."""
+        return JWT_SHAPE.match(password) is not None
+
+    def verify_password_token(self, password: str) -> TokenClaims:
+        """The claims of a password token; UnauthenticatedError if it is not a valid one."""
+        return self.tokens.verify_password(password)
 
     def issue_refresh(self, user: str) -> str:
         """A refresh token for a known user (UnauthenticatedError for an unknown one)."""

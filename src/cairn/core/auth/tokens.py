@@ -7,6 +7,11 @@ the claim shape of the Docker token specification. cairn both issues and
 checks them, so a symmetric key is enough; it lives in one file created with
 mode 0600 (:func:`load_or_create_key`). Deleting the file ends every token.
 
+A password token is an access token with the extra claim ``"pwd": true``:
+it may be sent as the password of HTTP Basic credentials (the form Directory
+sync hands to other nodes, whose clients know only Basic and the token flow),
+and grants exactly its ``access``, nothing a user's rules would.
+
 A refresh token (what ``docker login`` keeps as its identity token) is a
 long-lived JWT of the same key with audience ``<service>:refresh`` and a
 ``refresh`` claim holding a fingerprint of the user's password hash, so it is
@@ -18,6 +23,7 @@ This module is not for deciding what to grant (:mod:`cairn.core.auth.access`).
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -34,6 +40,7 @@ from cairn.core.errors import InvalidArgumentError, UnauthenticatedError
 __all__ = [
     "KEY_BYTES",
     "IssuedToken",
+    "JWT_SHAPE",
     "TokenAuthority",
     "TokenClaims",
     "load_or_create_key",
@@ -43,7 +50,13 @@ __all__ = [
 KEY_BYTES = 32
 
 _ALGORITHM = "HS256"
+#: Claim of a token that may be used as a Basic password.
+_PASSWORD_CLAIM = "pwd"
 _REQUIRED = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti"]
+
+
+#: What a JWT looks like (three base64url parts, a JSON header): tells a token from a password.
+JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +112,40 @@ class TokenAuthority:
         self.issuer = issuer
         self._clock = clock
 
-    def issue(self, subject: str | None, scopes: Sequence[Scope]) -> IssuedToken:
-        """A signed access token for ``subject`` granting exactly ``scopes`` (no policy check here)."""
-        access = [{"type": s.type, "name": s.name, "actions": sorted(s.actions)} for s in scopes]
+    def issue(
+        self,
+        subject: str | None,
+        scopes: Sequence[Scope],
+        *,
+        ttl_seconds: int | None = None,
+        password: bool = False,
+    ) -> IssuedToken:
+        """A signed access token for ``subject`` granting exactly ``scopes`` (no policy check here).
+
+        ``ttl_seconds`` overrides the authority's lifetime; ``password`` marks the
+        token as usable as a Basic password (:meth:`verify_password`).
+        """
+        ttl = self.ttl_seconds if ttl_seconds is None else ttl_seconds
+        if ttl <= 0:
+            raise InvalidArgumentError("token lifetimes must be positive")
+        extra: dict[str, Any] = {"access": [{"type": s.type, "name": s.name, "actions": sorted(s.actions)} for s in scopes]}
+        if password:
+            extra[_PASSWORD_CLAIM] = True
         now = int(self._clock())
-        token = self._sign(subject, self.service, now, self.ttl_seconds, {"access": access})
+        token = self._sign(subject, self.service, now, ttl, extra)
         issued_at = datetime.fromtimestamp(now, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return IssuedToken(token, self.ttl_seconds, issued_at)
+        return IssuedToken(token, ttl, issued_at)
+
+    def verify_password(self, token: str) -> TokenClaims:
+        """The claims of a valid password token (sent as a Basic password).
+
+        Raises UnauthenticatedError as :meth:`verify` does, and for an access
+        token that was not issued for use as a password.
+        """
+        claims = self._decode(token, self.service)
+        if claims.get(_PASSWORD_CLAIM) is not True:
+            raise UnauthenticatedError("token was not issued for use as a password")
+        return self._access_claims(claims)
 
     def verify(self, token: str) -> TokenClaims:
         """The claims of a valid access token.
@@ -116,6 +156,10 @@ class TokenAuthority:
         claims = self._decode(token, self.service)
         if "refresh" in claims:
             raise UnauthenticatedError("token is a refresh token, not an access token")
+        return self._access_claims(claims)
+
+    @staticmethod
+    def _access_claims(claims: dict[str, Any]) -> TokenClaims:
         raw_access = claims.get("access", [])
         try:
             access = tuple(

@@ -3,7 +3,7 @@
 Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
 each area of cairn has its own query class over the shared engine
 (``catalog.content`` for the content store, ``catalog.registry`` for the
-OCI registry).
+OCI registry, ``catalog.syncs`` for Directory syncs).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from cairn.core.catalog.database import Database, Transaction
 from cairn.core.catalog.migrations import apply_migrations
 from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.catalog.sqlite import SqliteDatabase
+from cairn.core.catalog.syncs import SyncCatalog, SyncRow
 from cairn.core.errors import InvalidArgumentError
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "IngestRow",
     "ManifestRow",
     "RegistryCatalog",
+    "SyncCatalog",
+    "SyncRow",
     "Transaction",
     "open_catalog",
 ]
@@ -37,6 +40,7 @@ class Catalog:
         self.db = db
         self.content = ContentCatalog(db)
         self.registry = RegistryCatalog(db)
+        self.syncs = SyncCatalog(db)
 
     @property
     def url(self) -> str:

@@ -26,15 +26,15 @@ _sym_db = _symbol_database.Default()
 from cairn.api.grpc.gen.store.v1 import object_pb2 as store_dot_v1_dot_object__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstore/v1/sync_service.proto\x12\x08store.v1\x1a\x15store/v1/object.proto\"1\n\x11\x43reateSyncRequest\x12\x1c\n\x14remote_directory_url\x18\x01 \x01(\t\"%\n\x12\x43reateSyncResponse\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\"P\n\x10ListSyncsRequest\x12\x12\n\x05limit\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_limitB\t\n\x07_offset\"d\n\rListSyncsItem\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.store.v1.SyncStatus\x12\x1c\n\x14remote_directory_url\x18\x03 \x01(\t\"!\n\x0eGetSyncRequest\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\"\x96\x01\n\x0fGetSyncResponse\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.store.v1.SyncStatus\x12\x1c\n\x14remote_directory_url\x18\x03 \x01(\t\x12\x14\n\x0c\x63reated_time\x18\x04 \x01(\t\x12\x18\n\x10last_update_time\x18\x05 \x01(\t\"$\n\x11\x44\x65leteSyncRequest\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteSyncResponse\"?\n!RequestRegistryCredentialsRequest\x12\x1a\n\x12requesting_node_id\x18\x01 \x01(\t\"\xae\x01\n\"RequestRegistryCredentialsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x1b\n\x13remote_registry_url\x18\x03 \x01(\t\x12\x34\n\nbasic_auth\x18\x04 \x01(\x0b\x32\x1e.store.v1.BasicAuthCredentialsH\x00\x42\r\n\x0b\x63redentials\":\n\x14\x42\x61sicAuthCredentials\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t*\xcb\x01\n\nSyncStatus\x12\x1b\n\x17SYNC_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SYNC_STATUS_PENDING\x10\x01\x12\x1b\n\x17SYNC_STATUS_IN_PROGRESS\x10\x02\x12\x16\n\x12SYNC_STATUS_FAILED\x10\x03\x12\x1e\n\x1aSYNC_STATUS_DELETE_PENDING\x10\x04\x12\x17\n\x13SYNC_STATUS_DELETED\x10\x05\x12\x19\n\x15SYNC_STATUS_COMPLETED\x10\x06\x32\x9c\x03\n\x0bSyncService\x12G\n\nCreateSync\x12\x1b.store.v1.CreateSyncRequest\x1a\x1c.store.v1.CreateSyncResponse\x12\x42\n\tListSyncs\x12\x1a.store.v1.ListSyncsRequest\x1a\x17.store.v1.ListSyncsItem0\x01\x12>\n\x07GetSync\x12\x18.store.v1.GetSyncRequest\x1a\x19.store.v1.GetSyncResponse\x12G\n\nDeleteSync\x12\x1b.store.v1.DeleteSyncRequest\x1a\x1c.store.v1.DeleteSyncResponse\x12w\n\x1aRequestRegistryCredentials\x12+.store.v1.RequestRegistryCredentialsRequest\x1a,.store.v1.RequestRegistryCredentialsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1bstore/v1/sync_service.proto\x12\x08store.v1\x1a\x15store/v1/object.proto\"1\n\x11\x43reateSyncRequest\x12\x1c\n\x14remote_directory_url\x18\x01 \x01(\t\"%\n\x12\x43reateSyncResponse\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\"P\n\x10ListSyncsRequest\x12\x12\n\x05limit\x18\x02 \x01(\rH\x00\x88\x01\x01\x12\x13\n\x06offset\x18\x03 \x01(\rH\x01\x88\x01\x01\x42\x08\n\x06_limitB\t\n\x07_offset\"d\n\rListSyncsItem\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.store.v1.SyncStatus\x12\x1c\n\x14remote_directory_url\x18\x03 \x01(\t\"!\n\x0eGetSyncRequest\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\"\xae\x01\n\x0fGetSyncResponse\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\x12$\n\x06status\x18\x02 \x01(\x0e\x32\x14.store.v1.SyncStatus\x12\x1c\n\x14remote_directory_url\x18\x03 \x01(\t\x12\x14\n\x0c\x63reated_time\x18\x04 \x01(\t\x12\x18\n\x10last_update_time\x18\x05 \x01(\t\x12\x16\n\x0estatus_message\x18\x06 \x01(\t\"$\n\x11\x44\x65leteSyncRequest\x12\x0f\n\x07sync_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteSyncResponse\"?\n!RequestRegistryCredentialsRequest\x12\x1a\n\x12requesting_node_id\x18\x01 \x01(\t\"\xae\x01\n\"RequestRegistryCredentialsResponse\x12\x0f\n\x07success\x18\x01 \x01(\x08\x12\x15\n\rerror_message\x18\x02 \x01(\t\x12\x1b\n\x13remote_registry_url\x18\x03 \x01(\t\x12\x34\n\nbasic_auth\x18\x04 \x01(\x0b\x32\x1e.store.v1.BasicAuthCredentialsH\x00\x42\r\n\x0b\x63redentials\":\n\x14\x42\x61sicAuthCredentials\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t*\xcb\x01\n\nSyncStatus\x12\x1b\n\x17SYNC_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13SYNC_STATUS_PENDING\x10\x01\x12\x1b\n\x17SYNC_STATUS_IN_PROGRESS\x10\x02\x12\x16\n\x12SYNC_STATUS_FAILED\x10\x03\x12\x1e\n\x1aSYNC_STATUS_DELETE_PENDING\x10\x04\x12\x17\n\x13SYNC_STATUS_DELETED\x10\x05\x12\x19\n\x15SYNC_STATUS_COMPLETED\x10\x06\x32\x9c\x03\n\x0bSyncService\x12G\n\nCreateSync\x12\x1b.store.v1.CreateSyncRequest\x1a\x1c.store.v1.CreateSyncResponse\x12\x42\n\tListSyncs\x12\x1a.store.v1.ListSyncsRequest\x1a\x17.store.v1.ListSyncsItem0\x01\x12>\n\x07GetSync\x12\x18.store.v1.GetSyncRequest\x1a\x19.store.v1.GetSyncResponse\x12G\n\nDeleteSync\x12\x1b.store.v1.DeleteSyncRequest\x1a\x1c.store.v1.DeleteSyncResponse\x12w\n\x1aRequestRegistryCredentials\x12+.store.v1.RequestRegistryCredentialsRequest\x1a,.store.v1.RequestRegistryCredentialsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'store.v1.sync_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SYNCSTATUS']._serialized_start=889
-  _globals['_SYNCSTATUS']._serialized_end=1092
+  _globals['_SYNCSTATUS']._serialized_start=913
+  _globals['_SYNCSTATUS']._serialized_end=1116
   _globals['_CREATESYNCREQUEST']._serialized_start=64
   _globals['_CREATESYNCREQUEST']._serialized_end=113
   _globals['_CREATESYNCRESPONSE']._serialized_start=115
@@ -46,17 +46,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETSYNCREQUEST']._serialized_start=338
   _globals['_GETSYNCREQUEST']._serialized_end=371
   _globals['_GETSYNCRESPONSE']._serialized_start=374
-  _globals['_GETSYNCRESPONSE']._serialized_end=524
-  _globals['_DELETESYNCREQUEST']._serialized_start=526
-  _globals['_DELETESYNCREQUEST']._serialized_end=562
-  _globals['_DELETESYNCRESPONSE']._serialized_start=564
-  _globals['_DELETESYNCRESPONSE']._serialized_end=584
-  _globals['_REQUESTREGISTRYCREDENTIALSREQUEST']._serialized_start=586
-  _globals['_REQUESTREGISTRYCREDENTIALSREQUEST']._serialized_end=649
-  _globals['_REQUESTREGISTRYCREDENTIALSRESPONSE']._serialized_start=652
-  _globals['_REQUESTREGISTRYCREDENTIALSRESPONSE']._serialized_end=826
-  _globals['_BASICAUTHCREDENTIALS']._serialized_start=828
-  _globals['_BASICAUTHCREDENTIALS']._serialized_end=886
-  _globals['_SYNCSERVICE']._serialized_start=1095
-  _globals['_SYNCSERVICE']._serialized_end=1507
+  _globals['_GETSYNCRESPONSE']._serialized_end=548
+  _globals['_DELETESYNCREQUEST']._serialized_start=550
+  _globals['_DELETESYNCREQUEST']._serialized_end=586
+  _globals['_DELETESYNCRESPONSE']._serialized_start=588
+  _globals['_DELETESYNCRESPONSE']._serialized_end=608
+  _globals['_REQUESTREGISTRYCREDENTIALSREQUEST']._serialized_start=610
+  _globals['_REQUESTREGISTRYCREDENTIALSREQUEST']._serialized_end=673
+  _globals['_REQUESTREGISTRYCREDENTIALSRESPONSE']._serialized_start=676
+  _globals['_REQUESTREGISTRYCREDENTIALSRESPONSE']._serialized_end=850
+  _globals['_BASICAUTHCREDENTIALS']._serialized_start=852
+  _globals['_BASICAUTHCREDENTIALS']._serialized_end=910
+  _globals['_SYNCSERVICE']._serialized_start=1119
+  _globals['_SYNCSERVICE']._serialized_end=1531
 # @@protoc_insertion_point(module_scope)

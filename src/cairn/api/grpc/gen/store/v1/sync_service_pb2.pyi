@@ -61,18 +61,20 @@ class GetSyncRequest(_message.Message):
     def __init__(self, sync_id: _Optional[str] = ...) -> None: ...
 
 class GetSyncResponse(_message.Message):
-    __slots__ = ("sync_id", "status", "remote_directory_url", "created_time", "last_update_time")
+    __slots__ = ("sync_id", "status", "remote_directory_url", "created_time", "last_update_time", "status_message")
     SYNC_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     REMOTE_DIRECTORY_URL_FIELD_NUMBER: _ClassVar[int]
     CREATED_TIME_FIELD_NUMBER: _ClassVar[int]
     LAST_UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    STATUS_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     sync_id: str
     status: SyncStatus
     remote_directory_url: str
     created_time: str
     last_update_time: str
-    def __init__(self, sync_id: _Optional[str] = ..., status: _Optional[_Union[SyncStatus, str]] = ..., remote_directory_url: _Optional[str] = ..., created_time: _Optional[str] = ..., last_update_time: _Optional[str] = ...) -> None: ...
+    status_message: str
+    def __init__(self, sync_id: _Optional[str] = ..., status: _Optional[_Union[SyncStatus, str]] = ..., remote_directory_url: _Optional[str] = ..., created_time: _Optional[str] = ..., last_update_time: _Optional[str] = ..., status_message: _Optional[str] = ...) -> None: ...
 
 class DeleteSyncRequest(_message.Message):
     __slots__ = ("sync_id",)
