@@ -13,6 +13,7 @@ import click
 
 from cairn import __version__
 from cairn.cli.content import content_group
+from cairn.cli.directory import record_group, sync_group
 from cairn.cli.health import health_command
 from cairn.cli.registry import blob_group, manifest_group, repo_group, tag_group
 from cairn.cli.serve import serve_command
@@ -34,6 +35,8 @@ cli.add_command(repo_group)
 cli.add_command(tag_group)
 cli.add_command(manifest_group)
 cli.add_command(blob_group)
+cli.add_command(record_group)
+cli.add_command(sync_group)
 
 
 def main() -> None:
