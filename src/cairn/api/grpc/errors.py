@@ -88,6 +88,11 @@ def handles_errors(method: F) -> F:
         def stream(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 yield from method(self, request, context)
+            except GeneratorExit:
+                # The client went away between two messages (ctr does once it has its
+                # commit answer): grpcio drops the stream without resuming the handler.
+                _count(self, short, grpc.StatusCode.CANCELLED)
+                raise
             except Exception as exc:  # noqa: BLE001 - mapped or logged in _abort
                 _count(self, short, _code_of(exc))
                 _abort(context, exc, name)
