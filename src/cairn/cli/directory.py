@@ -36,6 +36,7 @@ import click
 import grpc
 from google.protobuf import json_format, struct_pb2
 
+from cairn.api.grpc.directory_store import signature_message, signature_of
 from cairn.api.grpc.directory_sync import SYNC_MODE_HEADER
 from cairn.api.grpc.gen.core.v1 import record_pb2
 from cairn.api.grpc.gen.sign.v1 import signature_pb2 as sign_pb
@@ -442,30 +443,6 @@ def _received(cid: str, data: struct_pb2.Struct) -> Record:
     return record
 
 
-def _signature_message(signature: Signature) -> sign_pb.Signature:
-    return sign_pb.Signature(
-        annotations=dict(signature.annotations),
-        signed_at=signature.signed_at,
-        algorithm=signature.algorithm,
-        signature=signature.signature,
-        certificate=signature.certificate,
-        content_type=signature.content_type,
-        content_bundle=signature.content_bundle,
-    )
-
-
-def _signature_value(message: sign_pb.Signature) -> Signature:
-    return Signature(
-        annotations=dict(message.annotations),
-        signed_at=message.signed_at,
-        algorithm=message.algorithm,
-        signature=message.signature,
-        certificate=message.certificate,
-        content_type=message.content_type,
-        content_bundle=message.content_bundle,
-    )
-
-
 def _signature_record(signature: Signature) -> dict[str, Any]:
     """A signature as JSON: the proto's own (snake_case) field names, every field present."""
     return {
@@ -496,7 +473,7 @@ def _signature_from_json(text: str, where: str) -> Signature:
     if not isinstance(document, dict):
         raise InvalidArgumentError(f"{where}: expected a JSON object (a signature)")
     try:
-        return _signature_value(json_format.ParseDict(document, sign_pb.Signature()))
+        return signature_of(json_format.ParseDict(document, sign_pb.Signature()))
     except json_format.ParseError as exc:
         reason = str(exc).split("\n", 1)[0]
         raise InvalidArgumentError(f"{where}: not a signature ({reason})") from None
@@ -568,7 +545,7 @@ def push_command(
     signatures: list[sign_pb.Signature | None] | None = None
     if sign_key is not None:
         key = _read_key(sign_key)
-        signatures = [_signature_message(sign_cid(record.cid, key, password)) for record in records]
+        signatures = [signature_message(sign_cid(record.cid, key, password)) for record in records]
     with opts.client() as client:
         stored = client.push_records([_struct(record) for record in records], signatures)
     cids: list[str] = []
@@ -605,7 +582,7 @@ def pull_command(opts: DirectoryOptions, cid: str, with_signature: bool) -> None
     if with_signature:
         document = {
             "record": document,
-            "signature": None if signature is None else _signature_record(_signature_value(signature)),
+            "signature": None if signature is None else _signature_record(signature_of(signature)),
         }
     click.echo(_compact(document) if fmt == "jsonl" else _pretty(document))
 
@@ -803,7 +780,7 @@ def verify_command(
         _received(cid, data)
         if message is None:
             raise NotFoundError(f"record {cid} has no signature at {opts.server}")
-        signature = _signature_value(message)
+        signature = signature_of(message)
     verify_signature(cid, signature, public_key)  # InvalidArgumentError naming the reason: exit 1
     by = f"key {key}" if key is not None else "the public key carried in the signature"
     if key is None:
