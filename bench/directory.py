@@ -237,7 +237,8 @@ def cairn_sync(source: CairnRegistry, target: CairnRegistry, timeout: float) -> 
     raise RuntimeError(f"cairn sync did not complete in {timeout:.0f}s")
 
 
-def skopeo_sync(source: Distribution, target: Distribution, work: Path, timeout: float) -> float:
+def skopeo_sync(source: str, target: str, work: Path, timeout: float) -> float:
+    """``skopeo sync`` of repository ``dir`` from one registry (``host:port``) to another; seconds taken."""
     conf = work / "registries.conf"
     conf.write_text("")
     start = time.perf_counter()
@@ -255,41 +256,14 @@ def skopeo_sync(source: Distribution, target: Distribution, work: Path, timeout:
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
             "--quiet",
-            f"127.0.0.1:{source.port}/dir",
-            f"127.0.0.1:{target.port}",
+            f"{source}/dir",
+            target,
         ],
         check=True,
         timeout=timeout,
         capture_output=True,
     )
     return time.perf_counter() - start
-
-
-def copy_repository(source: CairnRegistry, target: Distribution, work: Path, timeout: float) -> None:
-    """Fill a distribution registry with the same records and signatures (not timed)."""
-    conf = work / "registries.conf"
-    conf.write_text("")
-    subprocess.run(
-        [
-            "skopeo",
-            "--registries-conf",
-            str(conf),
-            "sync",
-            "--all",
-            "--src",
-            "docker",
-            "--dest",
-            "docker",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            "--quiet",
-            f"127.0.0.1:{source.http_port}/dir",
-            f"127.0.0.1:{target.port}",
-        ],
-        check=True,
-        timeout=timeout,
-        capture_output=True,
-    )
 
 
 # -- main --------------------------------------------------------------------------------------
@@ -333,8 +307,10 @@ def main() -> int:
         if not args.skip_peer_sync:
             pa = start(Distribution(work / "sync-pa"))
             pb_ = start(Distribution(work / "sync-pb"))
-            copy_repository(a, pa, work, args.timeout)
-            theirs_sync = skopeo_sync(pa, pb_, work, args.timeout)
+            skopeo_sync(
+                f"127.0.0.1:{a.http_port}", f"127.0.0.1:{pa.port}", work, args.timeout
+            )  # fill, untimed
+            theirs_sync = skopeo_sync(f"127.0.0.1:{pa.port}", f"127.0.0.1:{pb_.port}", work, args.timeout)
 
         print(
             f"\nDirectory benchmark {datetime.date.today()} (cairn vs distribution {distribution_version()}; "

@@ -18,6 +18,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from cairn.core.catalog.database import Transaction
@@ -111,9 +112,7 @@ class _BytesCache:
 
 
 class Manifests:
-    def __init__(
-        self, store: ContentStore, catalog: RegistryCatalog, namespace: str, max_bytes: int
-    ) -> None:
+    def __init__(self, store: ContentStore, catalog: RegistryCatalog, namespace: str, max_bytes: int) -> None:
         self._store = store
         self._catalog = catalog
         self._namespace = namespace
@@ -142,22 +141,25 @@ class Manifests:
         come in the same group; a later artifact may name an earlier one as its
         ``subject``. Nothing is stored unless every artifact is valid.
         """
-        in_group: set[str] = set()
+        blob_sizes: dict[str, int] = {}  # every blob of the group, hashed once
         prepared: list[_Prepared] = []
         contents: list[bytes] = []
         for artifact in artifacts:
             for blob in artifact.blobs:
-                in_group.add(str(Digest.of(blob)))
+                blob_sizes[str(Digest.of(blob))] = len(blob)
                 contents.append(blob)
             reference = artifact.tags[0] if artifact.tags else str(Digest.of(artifact.manifest))
             prepared.append(
                 self._prepare(
-                    repository, reference, artifact.manifest, artifact.media_type, artifact.tags[1:],
-                    frozenset(in_group),
+                    repository,
+                    reference,
+                    artifact.manifest,
+                    artifact.media_type,
+                    artifact.tags[1:],
+                    blob_sizes.keys(),
                 )
             )
             contents.append(artifact.manifest)
-        blob_sizes = {str(Digest.of(blob)): len(blob) for a in artifacts for blob in a.blobs}
 
         def name_all(tx: Transaction) -> None:
             now = time.time_ns()
@@ -178,7 +180,7 @@ class Manifests:
         data: bytes,
         content_type: str | None,
         extra_tags: Sequence[str],
-        in_group: frozenset[str],
+        in_group: AbstractSet[str],
     ) -> _Prepared:
         if len(data) > self.max_bytes:
             raise TooLargeError(f"manifest of {len(data)} bytes is over the limit of {self.max_bytes}")
@@ -201,7 +203,9 @@ class Manifests:
         subject = manifest.subject.digest if manifest.subject is not None else None
         media_type = mediatypes.base(manifest.media_type or content_type or "")
         artifact_type = (
-            manifest.effective_artifact_type() if isinstance(manifest, ImageManifest) else manifest.artifact_type
+            manifest.effective_artifact_type()
+            if isinstance(manifest, ImageManifest)
+            else manifest.artifact_type
         )
         row = ManifestRow(
             repository=repository,
@@ -217,7 +221,7 @@ class Manifests:
         return _Prepared(row, references, PushedManifest(digest, subject, tuple(tags)))
 
     def _check_references(
-        self, repository: str, manifest: ImageManifest | ImageIndex, in_group: frozenset[str] = frozenset()
+        self, repository: str, manifest: ImageManifest | ImageIndex, in_group: AbstractSet[str] = frozenset()
     ) -> None:
         if isinstance(manifest, ImageManifest):
             needed = [d for d in manifest.references() if not _is_non_distributable(d)]
@@ -228,7 +232,9 @@ class Manifests:
             missing = self._catalog.missing_manifests(repository, (str(d.digest) for d in needed))
         if missing:
             details = [
-                {"Digest": str(d.digest), "MediaType": d.media_type} for d in needed if str(d.digest) in missing
+                {"Digest": str(d.digest), "MediaType": d.media_type}
+                for d in needed
+                if str(d.digest) in missing
             ]
             raise ManifestBlobUnknownError(
                 f"manifest references {len(missing)} blob(s) or manifest(s) not in repository "
