@@ -242,7 +242,7 @@ def skopeo_sync(source: str, target: str, work: Path, timeout: float) -> float:
     conf = work / "registries.conf"
     conf.write_text("")
     start = time.perf_counter()
-    subprocess.run(
+    done = subprocess.run(
         [
             "skopeo",
             "--registries-conf",
@@ -255,14 +255,16 @@ def skopeo_sync(source: str, target: str, work: Path, timeout: float) -> float:
             "docker",
             "--src-tls-verify=false",
             "--dest-tls-verify=false",
-            "--quiet",
             f"{source}/dir",
             target,
         ],
-        check=True,
+        check=False,
         timeout=timeout,
         capture_output=True,
+        text=True,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"skopeo sync {source}/dir -> {target} failed: {done.stderr.strip()[-500:]}")
     return time.perf_counter() - start
 
 
