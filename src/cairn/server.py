@@ -33,8 +33,8 @@ from cairn.api.http.app import build_http_app
 from cairn.api.http.auth import HttpAuth
 from cairn.api.metrics import Metrics
 from cairn.core.auth import open_auth
-from cairn.core.catalog import open_catalog
-from cairn.core.content import open_content_store
+from cairn.core.catalog import Catalog, open_catalog
+from cairn.core.content import ContentStore, open_content_store
 from cairn.core.errors import UnavailableError
 from cairn.directory.credentials import SyncCredentials
 from cairn.directory.replication import Replicator
@@ -42,6 +42,7 @@ from cairn.directory.store import RecordStore
 from cairn.directory.sync import Syncs
 from cairn.oci.registry import Registry
 from cairn.settings import Settings, parse_cpus
+from cairn.warg.registry import PublishPolicy, WargRegistry, load_operator_key
 
 __all__ = ["serve"]
 
@@ -147,18 +148,44 @@ def serve(settings: Settings) -> None:
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
         syncs.start()  # resumes the syncs of the catalog; stopped before the catalog closes
         stack.callback(syncs.stop)
+        warg = _open_warg(settings, catalog, store)
+        warg.start()
+        stack.callback(warg.stop)
         auth = HttpAuth(core_auth)
-        asyncio.run(_run_http(settings, metrics, socket_path, registry, auth))
+        asyncio.run(_run_http(settings, metrics, socket_path, registry, auth, warg))
         log.info("shutting down: waiting up to %.0fs for in-flight calls", SHUTDOWN_GRACE)
 
 
+def _open_warg(settings: Settings, catalog: Catalog, store: ContentStore) -> WargRegistry:
+    """The Warg registry, its operator log brought up to the configured namespaces."""
+    warg = WargRegistry(
+        catalog.warg,
+        store,
+        settings.registry_namespace,
+        load_operator_key(settings.warg_key_path, create=settings.warg_operator_key_file is None),
+        checkpoint_interval=settings.warg_checkpoint_interval,
+        policy=PublishPolicy(
+            authorized_keys=settings.warg_key_policy,
+            wasm_only=settings.warg_wasm_only,
+            upload_max_bytes=settings.warg_upload_max_bytes,
+        ),
+    )
+    warg.initialise(settings.warg_namespace_list, settings.warg_imports)
+    return warg
+
+
 async def _run_http(
-    settings: Settings, metrics: Metrics, socket_path: Path, registry: Registry, auth: HttpAuth
+    settings: Settings,
+    metrics: Metrics,
+    socket_path: Path,
+    registry: Registry,
+    auth: HttpAuth,
+    warg: WargRegistry,
 ) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(HTTP_WORKER_THREADS, thread_name_prefix="http-work"))
     runner = web.AppRunner(
-        build_http_app(metrics, __version__, registry, auth),
+        build_http_app(metrics, __version__, registry, auth, warg, settings.registry_url),
         access_log=None,
         read_bufsize=HTTP_READ_BUFFER,
         auto_decompress=False,  # blob bytes must arrive exactly as sent
@@ -177,7 +204,7 @@ async def _run_http(
         loop.add_signal_handler(signum, stop.set)
     gc.freeze()  # start-up objects never die; keep the collector off them (measured: faster Reads)
     log.info(
-        "cairn %s serving: grpc %s and unix:%s, http http://%s (registry at /v2/, data in %s)",
+        "cairn %s serving: grpc %s and unix:%s, http http://%s (registry at /v2/, warg at /v1/, data in %s)",
         __version__,
         settings.grpc_addr,
         socket_path,

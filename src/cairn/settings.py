@@ -113,12 +113,47 @@ class Settings:
     sync_poll_seconds: float = 30.0
     #: URL of this node's registry as remote nodes should reach it; default ``http://<http_addr>``
     advertise_url: str = ""
+    #: Warg namespaces the operator log defines (comma-separated); new ones are added at start-up
+    warg_namespaces: str = "cairn"
+    #: Warg namespaces imported from other registries, ``ns=registry`` (comma-separated)
+    warg_import_namespaces: str = ""
+    #: the Warg operator key file; default ``<data_dir>/warg-operator.key``, created on first start
+    warg_operator_key_file: Path | None = None
+    #: longest a Warg sequencer batch runs before it is committed and checkpointed, in seconds
+    warg_checkpoint_interval: float = 0.1
+    #: largest Warg content upload, in bytes
+    warg_upload_max_bytes: int = 1 << 30
+    #: keys allowed to publish per Warg namespace, ``ns=keyid`` (comma-separated); unlisted: any key
+    warg_authorized_keys: str = ""
+    #: refuse Warg content that is not WebAssembly
+    warg_wasm_only: bool = False
     config: Path | None = None
 
     @property
     def registry_url(self) -> str:
         """Where remote nodes reach this node's OCI registry (handed out for sync)."""
         return self.advertise_url or f"http://{self.http_addr}"
+
+    @property
+    def warg_key_path(self) -> Path:
+        return self.warg_operator_key_file or self.data_dir / "warg-operator.key"
+
+    @property
+    def warg_namespace_list(self) -> list[str]:
+        return [ns.strip().lower() for ns in self.warg_namespaces.split(",") if ns.strip()]
+
+    @property
+    def warg_imports(self) -> list[tuple[str, str]]:
+        """(namespace, registry) pairs of ``warg_import_namespaces``."""
+        return _pairs(self.warg_import_namespaces, "warg_import_namespaces", "ns=registry")
+
+    @property
+    def warg_key_policy(self) -> dict[str, frozenset[str]]:
+        """namespace -> key ids of ``warg_authorized_keys``."""
+        policy: dict[str, set[str]] = {}
+        for namespace, key_id in _pairs(self.warg_authorized_keys, "warg_authorized_keys", "ns=sha256:..."):
+            policy.setdefault(namespace, set()).add(key_id)
+        return {ns: frozenset(ids) for ns, ids in policy.items()}
 
     @property
     def directory_node_id(self) -> str:
@@ -188,13 +223,13 @@ class Settings:
         for name, value in raw.items():
             if name in ("data_dir",):
                 values[name] = Path(value)
-            elif name in ("socket", "config", "users_file", "access_file"):
+            elif name in ("socket", "config", "users_file", "access_file", "warg_operator_key_file"):
                 values[name] = Path(value) if value else None
             elif name == "http_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--http-addr")
             elif name == "grpc_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--grpc-addr")
-            elif name == "insecure_allow_anonymous":
+            elif name in ("insecure_allow_anonymous", "warg_wasm_only"):
                 values[name] = _as_bool(value, name)
             elif name in (
                 "grpc_workers",
@@ -202,6 +237,7 @@ class Settings:
                 "manifest_max_bytes",
                 "upload_expiry_seconds",
                 "token_ttl_seconds",
+                "warg_upload_max_bytes",
             ):
                 values[name] = _as_int(value, name)
                 if values[name] <= 0:
@@ -211,6 +247,13 @@ class Settings:
             elif name == "grpc_cpus":
                 values[name] = str(value).strip() or "auto"
                 parse_cpus(values[name])  # refuse a bad list at start-up
+            elif name == "warg_checkpoint_interval":
+                try:
+                    values[name] = float(value)
+                except (TypeError, ValueError):
+                    raise InvalidArgumentError(f"setting {name}: {value!r} is not a number") from None
+                if not 0 < values[name] <= 60:
+                    raise InvalidArgumentError(f"setting {name} must be in (0, 60] seconds, not {value}")
             elif name == "sync_poll_seconds":
                 try:
                     values[name] = float(value)
@@ -230,6 +273,18 @@ class Settings:
             else:
                 values[name] = str(value)
         return cls(**values)
+
+
+def _pairs(text: str, name: str, form: str) -> list[tuple[str, str]]:
+    pairs = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise InvalidArgumentError(f"setting {name}: {item!r} is not of the form {form}")
+        pairs.append((key.strip().lower(), value.strip()))
+    return pairs
 
 
 def parse_cpus(text: str) -> frozenset[int] | None:

@@ -40,6 +40,31 @@ __all__ = ["serve_command"]
 )
 @click.option("--sync-poll-seconds", type=float, help="Poll interval of continuous syncs [CAIRN_SYNC_POLL_SECONDS; 30]")
 @click.option("--advertise-url", help="This node's registry URL as other nodes reach it [CAIRN_ADVERTISE_URL; http://<http-addr>]")
+@click.option("--warg-namespaces", metavar="NS,...", help="Namespaces the Warg operator log defines [CAIRN_WARG_NAMESPACES; cairn]")
+@click.option(
+    "--warg-import-namespaces",
+    metavar="NS=REGISTRY,...",
+    help="Warg namespaces imported from other registries [CAIRN_WARG_IMPORT_NAMESPACES]",
+)
+@click.option(
+    "--warg-operator-key-file",
+    type=click.Path(path_type=Path),
+    help="Warg operator key (created if missing) [CAIRN_WARG_OPERATOR_KEY_FILE; <data-dir>/warg-operator.key]",
+)
+@click.option(
+    "--warg-checkpoint-interval",
+    type=float,
+    help="Longest a Warg batch waits for its checkpoint, seconds [CAIRN_WARG_CHECKPOINT_INTERVAL; 0.1]",
+)
+@click.option("--warg-upload-max-bytes", type=int, help="Largest Warg content upload [CAIRN_WARG_UPLOAD_MAX_BYTES; 1 GiB]")
+@click.option(
+    "--warg-authorized-keys",
+    metavar="NS=KEYID,...",
+    help="Only these keys may publish in these Warg namespaces [CAIRN_WARG_AUTHORIZED_KEYS]",
+)
+@click.option(
+    "--warg-wasm-only", is_flag=True, default=None, help="Refuse Warg content that is not WebAssembly [CAIRN_WARG_WASM_ONLY]"
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(
     "--insecure-allow-anonymous",

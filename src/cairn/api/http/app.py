@@ -1,4 +1,5 @@
-"""cairn's HTTP face (aiohttp): the OCI registry ``/v2/``, its ``/token``, ``/healthz`` and ``/metrics``.
+"""cairn's HTTP face (aiohttp): the OCI registry ``/v2/`` and its ``/token``, the Warg API ``/v1/``,
+``/healthz`` and ``/metrics``.
 
 aiohttp serves files with ``sendfile`` (zero-copy, the lowest CPU per GiB in
 specs/measurements.md), which the registry face needs for blob GETs.
@@ -14,8 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cairn.api.http.auth import HttpAuth, add_token_routes
 from cairn.api.http.registry.app import add_registry_routes
+from cairn.api.http.warg import add_warg_routes
 from cairn.api.metrics import Metrics
 from cairn.oci.registry import Registry
+from cairn.warg.registry import WargRegistry
 
 __all__ = ["build_http_app"]
 
@@ -43,7 +46,12 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def build_http_app(
-    metrics: Metrics, version: str, registry: Registry | None = None, auth: HttpAuth | None = None
+    metrics: Metrics,
+    version: str,
+    registry: Registry | None = None,
+    auth: HttpAuth | None = None,
+    warg: WargRegistry | None = None,
+    base_url: str = "",
 ) -> web.Application:
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -74,4 +82,6 @@ def build_http_app(
         gate = auth or HttpAuth(None)
         add_registry_routes(app, registry, gate)
         add_token_routes(app, gate)
+    if warg is not None:
+        add_warg_routes(app, warg, base_url)
     return app

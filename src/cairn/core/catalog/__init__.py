@@ -3,7 +3,7 @@
 Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
 each area of cairn has its own query class over the shared engine
 (``catalog.content`` for the content store, ``catalog.registry`` for the
-OCI registry, ``catalog.syncs`` for Directory syncs).
+OCI registry, ``catalog.syncs`` for Directory syncs, ``catalog.warg`` for the Warg registry).
 """
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from cairn.core.catalog.migrations import apply_migrations
 from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.catalog.sqlite import SqliteDatabase
 from cairn.core.catalog.syncs import SyncCatalog, SyncRow
+from cairn.core.catalog.warg import CheckpointRow, WargCatalog, WargLogRow, WargRecordRow
 from cairn.core.errors import InvalidArgumentError
 
 __all__ = [
     "BlobRow",
     "Catalog",
+    "CheckpointRow",
     "ContentCatalog",
     "Database",
     "IngestRow",
@@ -29,6 +31,9 @@ __all__ = [
     "SyncCatalog",
     "SyncRow",
     "Transaction",
+    "WargCatalog",
+    "WargLogRow",
+    "WargRecordRow",
     "open_catalog",
 ]
 
@@ -41,6 +46,7 @@ class Catalog:
         self.content = ContentCatalog(db)
         self.registry = RegistryCatalog(db)
         self.syncs = SyncCatalog(db)
+        self.warg = WargCatalog(db)
 
     @property
     def url(self) -> str:
