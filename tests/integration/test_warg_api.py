@@ -133,7 +133,7 @@ def release(api: Api, package: Package, version: str, data: bytes, key: PrivateK
     answer = api.publish(package.name, envelope)
     assert answer.status_code == 202, answer.text
     body: dict[str, Any] = answer.json()
-    for digest, missing in body.get("missingContent", {}).items():
+    for missing in body.get("missingContent", {}).values():
         upload = api.http.post(f"{api.base}/{missing['upload'][0]['url']}", data=data, timeout=10)
         assert upload.status_code == 201, upload.text
     result = api.wait(package.name, str(package_record_id(envelope.content_bytes)))

@@ -131,9 +131,13 @@ class WargCatalog:
             )
 
     # -- records -------------------------------------------------------------------
-    def submit(self, row: WargRecordRow, kind: str, name: str | None) -> WargRecordRow:
-        """Store a new record (and its log row); an existing record with that id is returned as is."""
-        with self._db.transaction() as tx:
+    def submit(self, row: WargRecordRow, kind: str, name: str | None, *, durable: bool = True) -> WargRecordRow:
+        """Store a new record (and its log row); an existing record with that id is returned as is.
+
+        ``durable=False`` returns before the commit is flushed (it survives a crash of the
+        process, not of the machine); the sequencer's durable commit flushes it later.
+        """
+        with self._db.transaction(durable=durable) as tx:
             self.ensure_log_in(tx, row.log_id, kind, name, row.created_at)
             tx.execute(
                 f"INSERT INTO warg_records ({_RECORD}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "

@@ -117,6 +117,11 @@ class Publisher:
             ),
             "package",
             str(name),
+            # A record is promised only once it is published (its checkpoint is flushed with
+            # it): a 202 needs no flush of its own, which keeps publishing off the disk's
+            # latency. A crash of the process keeps it; a power loss may drop it, and the
+            # client then sees 404 and publishes again.
+            durable=False,
         )
         if row.status == "queued":
             self._queued()

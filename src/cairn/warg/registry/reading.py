@@ -162,7 +162,7 @@ class RegistryReader:
                 raise WargNotFoundError("leaf", index)
             leaves.append(found[0])
         if log_length > accepted:
-            raise BundleFailureError(merkle_log.LEAF_TOO_NEW)
+            raise BundleFailureError("leaf newer than when it should be included")
         try:
             log_bundle = merkle_log.prove_inclusion(log_length, list(leafs), self._log_nodes)
         except ProofError as exc:
