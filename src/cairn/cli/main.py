@@ -17,6 +17,7 @@ from cairn.cli.directory import record_group, sync_group
 from cairn.cli.health import health_command
 from cairn.cli.registry import blob_group, manifest_group, repo_group, tag_group
 from cairn.cli.serve import serve_command
+from cairn.cli.warg import warg_group
 from cairn.core.errors import CairnError
 
 __all__ = ["cli", "main"]
@@ -37,6 +38,7 @@ cli.add_command(manifest_group)
 cli.add_command(blob_group)
 cli.add_command(record_group)
 cli.add_command(sync_group)
+cli.add_command(warg_group)
 
 
 def main() -> None:
