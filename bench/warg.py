@@ -72,7 +72,7 @@ def build_chains(
     digest = AnyHash.parse(content)
     for n in range(releases):
         p = n % packages
-        when = RecordTime(start.seconds, n + 1)
+        when = RecordTime(start.seconds + 1, n + 1)  # after every init (which carry start)
         record = PackageRecord(heads[p], 0, when, (PackageRelease(Version.parse(f"1.0.{n}"), digest),))
         envelope = Envelope.sign_package(record, key)
         heads[p] = package_record_id(envelope.content_bytes)

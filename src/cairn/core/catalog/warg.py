@@ -132,26 +132,35 @@ class WargCatalog:
 
     # -- records -------------------------------------------------------------------
     def submit(self, row: WargRecordRow, kind: str, name: str | None, *, durable: bool = True) -> WargRecordRow:
-        """Store a new record (and its log row); an existing record with that id is returned as is.
+        """Store a new record (and its log row); an existing record with that id is returned as is."""
+        return self.submit_many([(row, kind, name)], durable=durable)[0]
+
+    def submit_many(
+        self, records: Sequence[tuple[WargRecordRow, str, str | None]], *, durable: bool = True
+    ) -> list[WargRecordRow]:
+        """:meth:`submit` for several records in one transaction; the stored rows, in order.
 
         ``durable=False`` returns before the commit is flushed (it survives a crash of the
         process, not of the machine); the sequencer's durable commit flushes it later.
         """
+        stored: list[WargRecordRow] = []
         with self._db.transaction(durable=durable) as tx:
-            self.ensure_log_in(tx, row.log_id, kind, name, row.created_at)
-            tx.execute(
-                f"INSERT INTO warg_records ({_RECORD}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (log_id, record_id) DO NOTHING",
-                (
-                    row.log_id, row.record_id, row.content_bytes, row.key_id, row.signature, row.status,
-                    row.reason, " ".join(row.missing), row.registry_index, row.queued_seq, row.created_at,
-                ),
-            )
-            found = tx.query(
-                f"SELECT {_RECORD} FROM warg_records WHERE log_id = ? AND record_id = ?",
-                (row.log_id, row.record_id),
-            )
-        return _record(found[0])
+            for row, kind, name in records:
+                self.ensure_log_in(tx, row.log_id, kind, name, row.created_at)
+                tx.execute(
+                    f"INSERT INTO warg_records ({_RECORD}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (log_id, record_id) DO NOTHING",
+                    (
+                        row.log_id, row.record_id, row.content_bytes, row.key_id, row.signature, row.status,
+                        row.reason, " ".join(row.missing), row.registry_index, row.queued_seq, row.created_at,
+                    ),
+                )
+                found = tx.query(
+                    f"SELECT {_RECORD} FROM warg_records WHERE log_id = ? AND record_id = ?",
+                    (row.log_id, row.record_id),
+                )
+                stored.append(_record(found[0]))
+        return stored
 
     def get_record(self, log_id: str, record_id: str) -> WargRecordRow | None:
         rows = self._db.query(

@@ -15,11 +15,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from cairn.core.catalog.group_commit import GroupCommit
 from cairn.core.catalog.warg import WargCatalog, WargRecordRow
 from cairn.core.content.store import ContentStore, Writer
 from cairn.core.digest import Digest, new_hasher
 from cairn.core.errors import AlreadyExistsError, InvalidArgumentError, ResourceExhaustedError
-from cairn.warg.crypto import PACKAGE_RECORD_PREFIX
+from cairn.warg.crypto import PACKAGE_RECORD_PREFIX, PublicKey
 from cairn.warg.hashes import AnyHash
 from cairn.warg.ids import PackageName, package_record_id
 from cairn.warg.records import Envelope, PackageInit, PackageRecord, PackageRelease
@@ -32,9 +33,12 @@ from cairn.warg.registry.errors import (
     WargNotFoundError,
 )
 from cairn.warg.registry.states import load_operator_state, load_package_state
+from cairn.warg.validation import OperatorLogState
 
 __all__ = ["ContentUpload", "PublishPolicy", "Publisher", "RecordStatus"]
 
+#: Seconds the publisher reuses the operator log's state (its namespaces) before reading it again.
+OPERATOR_STATE_SECONDS = 1.0
 #: WebAssembly modules and components both start with these bytes.
 _WASM_MAGIC = b"\0asm"
 
@@ -78,6 +82,16 @@ class Publisher:
         self._operator_log_id = operator_log_id
         self.policy = policy
         self._queued = queued
+        self._submits: GroupCommit[tuple[WargRecordRow, str, str | None], WargRecordRow] = GroupCommit(
+            # A record is promised only once it is published (its checkpoint is flushed with
+            # it): a 202 needs no flush of its own, which keeps publishing off the disk's
+            # latency. A crash of the process keeps it; a power loss may drop it, and the
+            # client then sees 404 and publishes again.
+            lambda records: catalog.submit_many(records, durable=False)
+        )
+        #: (log id, key id) -> key, for keys a log is known to hold (a log never forgets a key)
+        self._log_keys: dict[tuple[str, str], PublicKey] = {}
+        self._operator: tuple[float, OperatorLogState] | None = None
 
     def publish(
         self, log_id: AnyHash, name: PackageName, envelope: Envelope, *, content_sources: bool = False
@@ -103,7 +117,7 @@ class Publisher:
         known = self._catalog.known_contents(contents)
         missing = tuple(d for d in contents if d not in known)
         now = time.time_ns()
-        row = self._catalog.submit(
+        row = self._submits.submit((
             WargRecordRow(
                 log_id=str(log_id),
                 record_id=str(package_record_id(envelope.content_bytes)),
@@ -117,12 +131,7 @@ class Publisher:
             ),
             "package",
             str(name),
-            # A record is promised only once it is published (its checkpoint is flushed with
-            # it): a 202 needs no flush of its own, which keeps publishing off the disk's
-            # latency. A crash of the process keeps it; a power loss may drop it, and the
-            # client then sees 404 and publishes again.
-            durable=False,
-        )
+        ))
         if row.status == "queued":
             self._queued()
         return self._status(row)
@@ -150,14 +159,27 @@ class Publisher:
 
     # -- helpers ---------------------------------------------------------------------
     def _check_namespace(self, namespace: str) -> None:
-        state = load_operator_state(self._catalog, self._operator_log_id).namespace_state(namespace)
+        state = self._operator_state().namespace_state(namespace)
         if state is None:
             raise WargNotFoundError("namespace", namespace)
         if state.imported_from is not None:
             raise NamespaceImportedError(namespace)
 
+    def _operator_state(self) -> OperatorLogState:
+        """The operator log's state, re-read at most every second (namespaces change rarely)."""
+        now = time.monotonic()
+        if self._operator is None or now - self._operator[0] > OPERATOR_STATE_SECONDS:
+            self._operator = (now, load_operator_state(self._catalog, self._operator_log_id))
+        return self._operator[1]
+
     def _check_signature(self, log_id: str, record: PackageRecord, envelope: Envelope) -> None:
-        key = load_package_state(self._catalog, log_id, with_releases=False).keys.get(envelope.key_id)
+        key = self._log_keys.get((log_id, envelope.key_id))
+        if key is None:
+            key = load_package_state(self._catalog, log_id, with_releases=False).keys.get(envelope.key_id)
+            if key is not None:
+                if len(self._log_keys) > 100_000:
+                    self._log_keys.clear()
+                self._log_keys[(log_id, envelope.key_id)] = key
         if key is None and record.entries and isinstance(record.entries[0], PackageInit):
             key = record.entries[0].key
         if key is None:
