@@ -135,3 +135,39 @@ def test_fetch_tokens_must_name_accepted_records(backends: Backends) -> None:
     with pytest.raises(WargNotFoundError) as caught:
         registry.reader.fetch_logs(length, None, str(AnyHash.of(b"unknown")), {})
     assert caught.value.kind == "fetchToken"
+
+
+def test_a_record_queued_before_its_predecessor_waits_for_it(backends: Backends) -> None:
+    """A publisher may pipeline one log's records: arrival order does not have to be log order."""
+    registry = backends.registry(PrivateKey.generate())
+    registry.initialise(["test"])
+    name = PackageName.parse("test:pipelined")
+    now = RecordTime.now()
+    first = init_envelope(str(name), now)
+    chain = [first]
+    for n in range(3):
+        record = PackageRecord(package_record_id(chain[-1].content_bytes), 0, RecordTime(now.seconds + n + 1, 0), ())
+        chain.append(Envelope.sign_package(record, ALICE))
+    # the log must know the key before a record signed by it is accepted for publishing
+    registry.publisher.publish(name.log_id, name, first)
+    registry.sequencer.drain()
+    for envelope in reversed(chain[1:]):  # records with no entries chain validly; sent last-first
+        registry.publisher.publish(name.log_id, name, envelope)
+    registry.sequencer.drain()
+    states = [
+        registry.publisher.status(str(name.log_id), str(package_record_id(e.content_bytes))) for e in chain
+    ]
+    assert [s.state for s in states] == ["published"] * 4
+    assert [s.registry_index for s in states] == sorted(s.registry_index for s in states)  # type: ignore[type-var]
+    # a record whose predecessor was rejected is rejected in its turn
+    orphan_parent = PackageRecord(AnyHash.of(b"nowhere"), 0, RecordTime(now.seconds + 10, 0), ())
+    parent = Envelope.sign_package(orphan_parent, ALICE)
+    child = Envelope.sign_package(
+        PackageRecord(package_record_id(parent.content_bytes), 0, RecordTime(now.seconds + 11, 0), ()), ALICE
+    )
+    registry.publisher.publish(name.log_id, name, child)
+    registry.publisher.publish(name.log_id, name, parent)
+    registry.sequencer.drain()
+    for envelope in (parent, child):
+        status = registry.publisher.status(str(name.log_id), str(package_record_id(envelope.content_bytes)))
+        assert status.reason == "the package record was invalid: previous record hash does not match"

@@ -48,6 +48,10 @@ IDLE_POLL_SECONDS = 1.0
 RETRY_SECONDS = 0.5
 
 
+class _Waiting(Exception):
+    """A record chains onto a record of its log that is still queued: settle that one first."""
+
+
 @dataclass
 class _Batch:
     accepted: list[tuple[WargRecordRow, int]] = field(default_factory=list)
@@ -85,6 +89,7 @@ class Sequencer:
         self._lock = threading.Lock()  # one batch at a time (the thread, or start-up's drain())
         self.length = 0
         self._map_root = merkle_map.EMPTY_ROOT
+        self._idle_poll = IDLE_POLL_SECONDS
         self.reload()
 
     # -- lifecycle -----------------------------------------------------------------
@@ -138,7 +143,7 @@ class Sequencer:
                 self._stopping.wait(RETRY_SECONDS)
                 continue
             if not done:
-                self._wake.wait(IDLE_POLL_SECONDS)
+                self._wake.wait(self._idle_poll)
 
     # -- one batch -----------------------------------------------------------------
     def process(self) -> int:
@@ -156,6 +161,8 @@ class Sequencer:
                 self.reload()  # working states and caches may hold the failed batch
                 raise
             settled = len(batch.accepted) + len(batch.rejected)
+            # records left waiting for a predecessor are looked at again soon, not after a full idle poll
+            self._idle_poll = 0.05 if settled < len(rows) else IDLE_POLL_SECONDS
         if self._on_commit is not None:
             self._on_commit()
         return settled
@@ -163,30 +170,45 @@ class Sequencer:
     def _validate(self, rows: list[WargRecordRow]) -> _Batch:
         batch = _Batch()
         deadline = time.monotonic() + self._interval
+        waiting: list[WargRecordRow] = []
         for row in rows:
             if time.monotonic() > deadline:
                 break
-            operator = row.log_id == str(OPERATOR_LOG_ID)
-            try:
-                state, changed = self._apply(row, operator)
-            except (ValidationError, WargFormatError) as exc:
-                kind = "operator" if operator else "package"
-                batch.rejected.append((row, f"the {kind} record was invalid: {exc.message}"))
-                continue
-            index = self.length
-            leaf = merkle_log.leaf_hash(AnyHash.parse32(row.log_id), AnyHash.parse32(row.record_id))
-            nodes = merkle_log.appended_nodes(index, leaf, self._log_nodes)
-            self._log_nodes.add(nodes)
-            batch.log_nodes.extend(nodes)
-            self.length += 1
-            log_id = AnyHash.parse32(row.log_id)
-            batch.map_changes[merkle_map.key_path(log_id)] = merkle_map.map_leaf_hash(
-                AnyHash.parse32(row.record_id)
-            )
-            batch.accepted.append((row, index))
-            _, count, versions = batch.logs.get(row.log_id, (state, 0, set()))
-            batch.logs[row.log_id] = (state, count + 1, versions | set(changed))
+            if not self._settle(row, batch):
+                waiting.append(row)
+        # Records that arrived before the record they chain onto: retry while that helps.
+        while waiting and len(batch.accepted) > 0:
+            before = len(waiting)
+            waiting = [row for row in waiting if not self._settle(row, batch)]
+            if len(waiting) == before:
+                break
         return batch
+
+    def _settle(self, row: WargRecordRow, batch: _Batch) -> bool:
+        """Accept or reject ``row`` into ``batch``; False if it waits for its queued predecessor."""
+        operator = row.log_id == str(OPERATOR_LOG_ID)
+        try:
+            state, changed = self._apply(row, operator)
+        except _Waiting:
+            return False
+        except (ValidationError, WargFormatError) as exc:
+            kind = "operator" if operator else "package"
+            batch.rejected.append((row, f"the {kind} record was invalid: {exc.message}"))
+            return True
+        index = self.length
+        leaf = merkle_log.leaf_hash(AnyHash.parse32(row.log_id), AnyHash.parse32(row.record_id))
+        nodes = merkle_log.appended_nodes(index, leaf, self._log_nodes)
+        self._log_nodes.add(nodes)
+        batch.log_nodes.extend(nodes)
+        self.length += 1
+        log_id = AnyHash.parse32(row.log_id)
+        batch.map_changes[merkle_map.key_path(log_id)] = merkle_map.map_leaf_hash(
+            AnyHash.parse32(row.record_id)
+        )
+        batch.accepted.append((row, index))
+        _, count, versions = batch.logs.get(row.log_id, (state, 0, set()))
+        batch.logs[row.log_id] = (state, count + 1, versions | set(changed))
+        return True
 
     def _apply(self, row: WargRecordRow, operator: bool) -> tuple[PackageLogState | OperatorLogState, list[str]]:
         envelope = Envelope(row.content_bytes, row.key_id, Signature.parse(row.signature))
@@ -195,12 +217,21 @@ class Sequencer:
             operator_state.validate(envelope, OperatorRecord.decode(row.content_bytes))
             return operator_state, []
         state = self._states.package(row.log_id)
+        record = PackageRecord.decode(row.content_bytes)
+        head = None if state.head is None else state.head.record_id
+        if record.prev is not None and record.prev != head:
+            # Published in parallel with the record before it, which is queued too: settle that first.
+            earlier = self._catalog.get_record(row.log_id, str(record.prev))
+            if earlier is not None and earlier.status == "queued":
+                raise _Waiting
         # The publishing request verified the signature with the key this log knows for the
         # key id (or the record's own init key), which validation would use again.
-        changed = state.validate(envelope, PackageRecord.decode(row.content_bytes), signature_checked=True)
+        changed = state.validate(envelope, record, signature_checked=True)
         return state, changed
 
     def _commit(self, batch: _Batch) -> None:
+        if not batch.accepted and not batch.rejected:
+            return  # every record is waiting for its predecessor
         checkpoint: SignedCheckpoint | None = None
         new_map_nodes: dict[bytes, merkle_map.MapNode] = {}
         if batch.accepted:
