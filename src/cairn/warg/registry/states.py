@@ -55,7 +55,7 @@ class LogStates:
     def package(self, log_id: str) -> PackageLogState:
         state = self._packages.get(log_id)
         if state is None:
-            if len(self._packages) >= 10_000:
+            if len(self._packages) >= 100_000:
                 self._packages.clear()
             state = load_package_state(self._catalog, log_id)
             self._packages[log_id] = state
