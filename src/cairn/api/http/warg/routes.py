@@ -11,6 +11,7 @@ federation header with 501 (as JSON: DECISIONS.md warg 11).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
@@ -269,9 +270,10 @@ def _published(row: WargRecordRow) -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _openapi_document() -> bytes:
-    text = resources.files("cairn.api.http.warg").joinpath("openapi.json").read_bytes()
-    return bytes(text)
+    """The packaged OpenAPI document, read once (it never changes while serving)."""
+    return bytes(resources.files("cairn.api.http.warg").joinpath("openapi.json").read_bytes())
 
 
 @web.middleware
