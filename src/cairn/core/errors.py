@@ -18,6 +18,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "CairnError",
+    "CancelledError",
     "DataLossError",
     "FailedPreconditionError",
     "InvalidArgumentError",
@@ -81,3 +82,7 @@ class UnimplementedError(CairnError):
 
 class DataLossError(CairnError):
     """Bytes were lost on the way to disk (a short write)."""
+
+
+class CancelledError(CairnError):
+    """The caller went away or asked to stop (a pull whose client hung up)."""

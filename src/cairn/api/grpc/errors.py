@@ -19,6 +19,7 @@ from cairn.api.metrics import Metrics
 from cairn.core.errors import (
     AlreadyExistsError,
     CairnError,
+    CancelledError,
     DataLossError,
     FailedPreconditionError,
     InvalidArgumentError,
@@ -47,6 +48,7 @@ CODES: dict[type[CairnError], grpc.StatusCode] = {
     ResourceExhaustedError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     UnimplementedError: grpc.StatusCode.UNIMPLEMENTED,
     DataLossError: grpc.StatusCode.DATA_LOSS,
+    CancelledError: grpc.StatusCode.CANCELLED,
 }
 
 

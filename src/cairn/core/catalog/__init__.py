@@ -3,7 +3,7 @@
 Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
 each area of cairn has its own query class over the shared engine
 (``catalog.content`` for the content store, ``catalog.registry`` for the
-OCI registry, ``catalog.syncs`` for Directory syncs, ``catalog.warg`` for the Warg registry).
+OCI registry, ``catalog.images`` for the image service, ``catalog.syncs`` for Directory syncs, ``catalog.warg`` for the Warg registry).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Database, Transaction
+from cairn.core.catalog.images import ImageLayerRow, ImageRefRow, ImageRow, ImagesCatalog
 from cairn.core.catalog.migrations import apply_migrations
 from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.catalog.sqlite import SqliteDatabase
@@ -25,6 +26,10 @@ __all__ = [
     "CheckpointRow",
     "ContentCatalog",
     "Database",
+    "ImageLayerRow",
+    "ImageRefRow",
+    "ImageRow",
+    "ImagesCatalog",
     "IngestRow",
     "ManifestRow",
     "RegistryCatalog",
@@ -45,6 +50,7 @@ class Catalog:
         self.db = db
         self.content = ContentCatalog(db)
         self.registry = RegistryCatalog(db)
+        self.images = ImagesCatalog(db)
         self.syncs = SyncCatalog(db)
         self.warg = WargCatalog(db)
 

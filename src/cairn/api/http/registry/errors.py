@@ -67,6 +67,8 @@ _TABLE: tuple[tuple[type[errors.CairnError], int, str], ...] = (
     (errors.ResourceExhaustedError, 507, "UNKNOWN"),
     (errors.UnimplementedError, 405, "UNSUPPORTED"),
     (errors.DataLossError, 500, "UNKNOWN"),
+    # The client went away: nobody reads this answer; 499 is what proxies log for it.
+    (errors.CancelledError, 499, "UNKNOWN"),
 )
 
 
