@@ -15,6 +15,7 @@ import fcntl
 import gc
 import logging
 import os
+import shutil
 import signal
 import socket
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +27,8 @@ from aiohttp import web
 from cairn import __version__
 from cairn.api.grpc.directory_store import StoreServicer
 from cairn.api.grpc.directory_sync import SyncServicer, grpc_negotiator
+from cairn.api.grpc.images import ImageServicer
+from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as image_grpc
 from cairn.api.grpc.gen.store.v1 import store_service_pb2_grpc as store_grpc
 from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as sync_grpc
 from cairn.api.grpc.server import build_grpc_server
@@ -40,6 +43,9 @@ from cairn.directory.credentials import SyncCredentials
 from cairn.directory.replication import Replicator
 from cairn.directory.store import RecordStore
 from cairn.directory.sync import Syncs
+from cairn.images import ImageStore
+from cairn.images.access import RegistryAccess
+from cairn.images.service import ImageService
 from cairn.oci.registry import Registry
 from cairn.settings import Settings, parse_cpus
 from cairn.warg.registry import PublishPolicy, WargRegistry, load_operator_key
@@ -130,6 +136,7 @@ def serve(settings: Settings) -> None:
         credentials = SyncCredentials(
             core_auth, settings.registry_url, settings.directory_repository, settings.sync_allowed_nodes
         )
+        images = _open_images(settings, catalog, store)
         grpc_faces = build_grpc_server(
             store,
             metrics,
@@ -143,6 +150,9 @@ def serve(settings: Settings) -> None:
                 lambda server: sync_grpc.add_SyncServiceServicer_to_server(
                     SyncServicer(syncs, credentials, metrics), server
                 ),
+                lambda server: image_grpc.add_ImageServiceServicer_to_server(
+                    ImageServicer(images, metrics), server
+                ),
             ],
         )
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
@@ -154,6 +164,41 @@ def serve(settings: Settings) -> None:
         auth = HttpAuth(core_auth)
         asyncio.run(_run_http(settings, metrics, socket_path, registry, auth, warg))
         log.info("shutting down: waiting up to %.0fs for in-flight calls", SHUTDOWN_GRACE)
+
+
+def _open_images(settings: Settings, catalog: Catalog, store: ContentStore) -> ImageService:
+    """The image service: images in their content namespace, builds in ``<data_dir>/builds``."""
+    access = RegistryAccess(
+        insecure=settings.image_insecure_list,
+        credentials_file=settings.image_auth_file,
+        parallel=settings.image_parallel_transfers,
+    )
+    workdir = (settings.data_dir / "builds").absolute()
+    _clear_build_leftovers(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    return ImageService(ImageStore(store, catalog.images, settings.images_namespace), access, workdir)
+
+
+def _clear_build_leftovers(workdir: Path) -> None:
+    """Remove what builds that died with an earlier process left, unless something is mounted there.
+
+    RUN mounts only inside its own mount namespace, so nothing should be; if a
+    mount is found anyway the directory is left alone rather than deleting
+    through it (a bind-mounted /dev, say).
+    """
+    if not workdir.exists():
+        return
+    prefix = str(workdir) + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+        mounted = [line.split()[4] for line in mounts if line.split()[4].startswith(prefix)]
+    if mounted:
+        log.warning("not clearing %s: %d mount(s) below it, e.g. %s", workdir, len(mounted), mounted[0])
+        return
+    for entry in workdir.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def _open_warg(settings: Settings, catalog: Catalog, store: ContentStore) -> WargRegistry:

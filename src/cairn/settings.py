@@ -127,6 +127,15 @@ class Settings:
     warg_authorized_keys: str = ""
     #: refuse Warg content that is not WebAssembly
     warg_wasm_only: bool = False
+    #: containerd namespace the image service keeps image blobs in (``ctr -n images ...``)
+    images_namespace: str = "images"
+    #: registries the image service reaches over plain HTTP (comma-separated ``host[:port]``;
+    #: loopback registries always are)
+    image_insecure_registries: str = ""
+    #: docker config.json / containers auth.json with registry credentials for pull, push and FROM
+    image_auth_file: Path | None = None
+    #: layers an image pull or push transfers at once
+    image_parallel_transfers: int = 3
     config: Path | None = None
 
     @property
@@ -154,6 +163,10 @@ class Settings:
         for namespace, key_id in _pairs(self.warg_authorized_keys, "warg_authorized_keys", "ns=sha256:..."):
             policy.setdefault(namespace, set()).add(key_id)
         return {ns: frozenset(ids) for ns, ids in policy.items()}
+
+    @property
+    def image_insecure_list(self) -> frozenset[str]:
+        return frozenset(h.strip() for h in self.image_insecure_registries.split(",") if h.strip())
 
     @property
     def directory_node_id(self) -> str:
@@ -223,7 +236,8 @@ class Settings:
         for name, value in raw.items():
             if name in ("data_dir",):
                 values[name] = Path(value)
-            elif name in ("socket", "config", "users_file", "access_file", "warg_operator_key_file"):
+            elif name in ("socket", "config", "users_file", "access_file", "warg_operator_key_file",
+                          "image_auth_file"):
                 values[name] = Path(value) if value else None
             elif name == "http_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--http-addr")
@@ -238,6 +252,7 @@ class Settings:
                 "upload_expiry_seconds",
                 "token_ttl_seconds",
                 "warg_upload_max_bytes",
+                "image_parallel_transfers",
             ):
                 values[name] = _as_int(value, name)
                 if values[name] <= 0:

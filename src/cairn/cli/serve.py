@@ -65,6 +65,22 @@ __all__ = ["serve_command"]
 @click.option(
     "--warg-wasm-only", is_flag=True, default=None, help="Refuse Warg content that is not WebAssembly [CAIRN_WARG_WASM_ONLY]"
 )
+@click.option(
+    "--images-namespace", metavar="NS", help="Content namespace of the image service's blobs [CAIRN_IMAGES_NAMESPACE; images]"
+)
+@click.option(
+    "--image-insecure-registries",
+    metavar="HOST[:PORT],...",
+    help="Registries image pull/push reach over plain HTTP (loopback always) [CAIRN_IMAGE_INSECURE_REGISTRIES]",
+)
+@click.option(
+    "--image-auth-file",
+    type=click.Path(dir_okay=False),
+    help="docker config.json / auth.json with registry credentials [CAIRN_IMAGE_AUTH_FILE]",
+)
+@click.option(
+    "--image-parallel-transfers", type=int, help="Layers one pull or push transfers at once [CAIRN_IMAGE_PARALLEL_TRANSFERS; 3]"
+)
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(
     "--insecure-allow-anonymous",
