@@ -77,7 +77,7 @@ def test_an_image_id_is_its_config_digest_and_lookup_follows_dockers_order(store
     assert store.lookup(image_id.hex).id == image_id
     assert store.lookup(image_id.hex[:5]).id == image_id
     assert store.lookup(f"docker.io/library/busybox@sha256:{'0' * 64}").id == image_id
-    with pytest.raises(NotFoundError, match="^No such image: busybox$"):
+    with pytest.raises(NotFoundError, match=r"^No such image: busybox$"):
         store.lookup("busybox")  # latest is not a tag of it
     with pytest.raises(InvalidArgumentError, match="must be lowercase"):
         store.lookup("BusyBox")
@@ -147,7 +147,7 @@ def test_without_prune_parents_the_parent_stays(store: ImageStore) -> None:
 def test_filters_parse_both_forms_and_refuse_unknown_keys() -> None:
     assert parse_filters('{"dangling":["true"]}').dangling is True
     assert parse_filters('{"dangling":{"false":true}}').dangling is False
-    with pytest.raises(InvalidArgumentError, match="^invalid filter 'color'$"):
+    with pytest.raises(InvalidArgumentError, match=r"^invalid filter 'color'$"):
         parse_filters('{"color":["red"]}')
     assert glob_matches("busybox:*", "busybox:1")
     assert not glob_matches("*", "library/busybox")

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from cairn.core.digest import Digest
-from cairn.core.errors import DataLossError
+from cairn.core.errors import DataLossError, InvalidArgumentError
 from cairn.oci.model import Reference
 
 __all__ = [
@@ -165,13 +165,13 @@ class ImageConfig:
             raise DataLossError(f"{what}: not JSON: {exc}") from None
         if not isinstance(doc, dict):
             raise DataLossError(f"{what}: not a JSON object")
-        inner = doc.get("config") if isinstance(doc.get("config"), dict) else {}
-        rootfs = doc.get("rootfs") if isinstance(doc.get("rootfs"), dict) else {}
+        inner: dict[str, Any] = doc["config"] if isinstance(doc.get("config"), dict) else {}
+        rootfs: dict[str, Any] = doc["rootfs"] if isinstance(doc.get("rootfs"), dict) else {}
         diff_ids: list[Digest] = []
         for text in _strings(rootfs.get("diff_ids")):
             try:
                 diff_ids.append(Digest.parse(text))
-            except Exception:
+            except InvalidArgumentError:
                 raise DataLossError(f"{what}: rootfs.diff_ids holds {text!r}, not a digest") from None
 
         def text_of(obj: Mapping[str, Any], key: str) -> str:

@@ -3,7 +3,8 @@
 Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
 each area of cairn has its own query class over the shared engine
 (``catalog.content`` for the content store, ``catalog.registry`` for the
-OCI registry, ``catalog.images`` for the image service, ``catalog.syncs`` for Directory syncs, ``catalog.warg`` for the Warg registry).
+OCI registry, ``catalog.images`` for the image service, ``catalog.syncs`` for Directory
+syncs, ``catalog.warg`` for the Warg registry).
 """
 
 from __future__ import annotations

@@ -74,7 +74,10 @@ class ImagesCatalog:
             list(layers),
         ):
             layers[lrow[0]].append(ImageLayerRow(*lrow[1:]))
-        return [ImageRow(*row, layers=tuple(layers[row[0]])) for row in rows]
+        return [
+            ImageRow(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], tuple(layers[row[0]]))
+            for row in rows
+        ]
 
     def get(self, image_id: str) -> ImageRow | None:
         rows = self._db.query(f"SELECT {_IMAGE_COLUMNS} FROM images WHERE id = ?", (image_id,))
