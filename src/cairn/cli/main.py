@@ -15,6 +15,7 @@ from cairn import __version__
 from cairn.cli.content import content_group
 from cairn.cli.directory import record_group, sync_group
 from cairn.cli.health import health_command
+from cairn.cli.image import image_group
 from cairn.cli.registry import blob_group, manifest_group, repo_group, tag_group
 from cairn.cli.serve import serve_command
 from cairn.cli.warg import warg_group
@@ -39,6 +40,7 @@ cli.add_command(blob_group)
 cli.add_command(record_group)
 cli.add_command(sync_group)
 cli.add_command(warg_group)
+cli.add_command(image_group)
 
 
 def main() -> None:
