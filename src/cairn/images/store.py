@@ -18,7 +18,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -174,6 +174,15 @@ class ImageStore:
         found = self.catalog.get(str(image_id))
         assert found is not None
         return _record(found)
+
+    def layers(self, digests: Collection[Digest]) -> dict[Digest, LayerRecord]:
+        """What the store already recorded about these layer blobs (a pull skips their diff work)."""
+        rows = self.catalog.layers_by_digest([str(d) for d in digests])
+        return {
+            Digest.parse(key): LayerRecord(Digest.parse(row.digest), row.media_type, row.size,
+                                           Digest.parse(row.diff_id), row.uncompressed_size)
+            for key, row in rows.items()
+        }
 
     def get(self, image_id: Digest) -> ImageRecord | None:
         row = self.catalog.get(str(image_id))

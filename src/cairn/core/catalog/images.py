@@ -138,6 +138,21 @@ class ImagesCatalog:
         )
         return bool(rows)
 
+    def layers_by_digest(self, digests: Sequence[str]) -> dict[str, ImageLayerRow]:
+        """What any image recorded about these layer blobs (diff id, uncompressed size)."""
+        found: dict[str, ImageLayerRow] = {}
+        unique = list(dict.fromkeys(digests))
+        for start in range(0, len(unique), 500):
+            part = unique[start : start + 500]
+            marks = ",".join("?" * len(part))
+            for row in self._db.query(
+                "SELECT digest, media_type, size, diff_id, uncompressed_size, chain_id"
+                f" FROM image_layers WHERE digest IN ({marks})",
+                part,
+            ):
+                found.setdefault(row[0], ImageLayerRow(*row))
+        return found
+
     def blobs_of(self, image_id: str) -> list[str]:
         return [row[0] for row in self._db.query(
             "SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY digest", (image_id,))]

@@ -6,7 +6,11 @@ credentials with every request"; ``Bearer realm=..,service=..,scope=..`` means
 "fetch a token from ``realm`` for that scope and send it". :class:`Authenticator`
 keeps that state for one registry: once a Basic challenge was seen it sends
 Basic credentials up front, and it caches Bearer tokens per request scope until
-their ``expires_in`` (60 s when absent) runs out.
+their ``expires_in`` (60 s when absent) runs out. Two more credential forms come
+from Docker's auth config: a *registry token* is sent as ``Bearer`` as it is,
+and an *identity token* is an OAuth2 refresh token, exchanged at the token
+service with ``POST grant_type=refresh_token`` (distribution's token spec,
+"OAuth2 token"), instead of a GET with Basic credentials.
 
 The challenge grammar (RFC 9110 section 11: several challenges per header,
 ``auth-param`` values that are tokens or quoted strings with ``\\`` escapes and
@@ -40,9 +44,11 @@ from cairn.core.errors import (
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME",
+    "OAUTH_CLIENT_ID",
     "Authenticator",
     "Challenge",
     "TokenFetch",
+    "TokenPost",
     "parse_challenges",
 ]
 
@@ -55,6 +61,10 @@ _EXPIRY_MARGIN = 5.0
 
 #: ``fetch(url, headers) -> (status, body)``: one GET of the token service, given by the transport.
 TokenFetch = Callable[[str, Mapping[str, str]], tuple[int, bytes]]
+#: ``post(url, headers, form_body) -> (status, body)``: one form POST to the token service (OAuth2).
+TokenPost = Callable[[str, Mapping[str, str], bytes], tuple[int, bytes]]
+#: The ``client_id`` cairn names itself with at OAuth2 token services.
+OAUTH_CLIENT_ID = "cairn"
 
 _TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _TOKEN68_TAIL = frozenset("-._~+/")
@@ -236,7 +246,9 @@ class Authenticator:
     """What to send a registry in ``Authorization``, learned from its challenges.
 
     Thread-safe: tokens and the Basic decision are shared by all threads of one
-    client. ``fetch`` performs the token service GET (blocking).
+    client. ``fetch`` performs the token service GET (blocking), ``post`` the
+    OAuth2 form POST used with an ``identity_token`` (required then).
+    ``registry_token`` is sent as ``Bearer`` with every request.
     """
 
     def __init__(
@@ -245,17 +257,30 @@ class Authenticator:
         fetch: TokenFetch,
         username: str | None = None,
         password: str | None = None,
+        *,
+        registry_token: str | None = None,
+        identity_token: str | None = None,
+        post: TokenPost | None = None,
     ) -> None:
         self.registry = registry
         self._fetch = fetch
+        self._post = post
         self._credentials = (username, password or "") if username is not None else None
+        self._registry_token = registry_token or None
+        self._refresh_token = identity_token or None
+        if self._refresh_token is not None and post is None:
+            raise InvalidArgumentError("an identity token needs a token POST function")
         self._basic = False
         self._tokens: dict[str, _Token] = {}
         self._lock = threading.Lock()
 
     @property
     def has_credentials(self) -> bool:
-        return self._credentials is not None
+        return (
+            self._credentials is not None
+            or self._registry_token is not None
+            or self._refresh_token is not None
+        )
 
     def _basic_value(self) -> str:
         assert self._credentials is not None
@@ -265,9 +290,12 @@ class Authenticator:
     def authorization(self, scope: str) -> str | None:
         """The ``Authorization`` value to send for a request needing ``scope``, if any is known.
 
-        A cached unexpired Bearer token for exactly that scope wins; otherwise
-        Basic credentials once the registry asked for Basic; otherwise None.
+        A registry token always wins; then a cached unexpired Bearer token for
+        exactly that scope; otherwise Basic credentials once the registry asked
+        for Basic; otherwise None.
         """
+        if self._registry_token is not None:
+            return f"Bearer {self._registry_token}"
         with self._lock:
             token = self._tokens.get(scope)
             if token is not None:
@@ -289,6 +317,8 @@ class Authenticator:
         nonsense, InvalidArgumentError for an unparseable challenge.
         """
         parsed = parse_challenges(challenges)
+        if self._registry_token is not None:
+            return False  # the only credential there is was sent and refused
         bearer = next((c for c in parsed if c.scheme == "bearer"), None)
         if bearer is not None:
             self._fetch_token(bearer, scope)
@@ -310,20 +340,23 @@ class Authenticator:
         scopes: list[str] = []
         for text in (challenge.params.get("scope", ""), scope):
             scopes.extend(s for s in text.split() if s not in scopes)
-        query: list[tuple[str, str]] = []
-        if "service" in challenge.params:
-            query.append(("service", challenge.params["service"]))
-        query.extend(("scope", s) for s in scopes)
-        headers: dict[str, str] = {}
-        if self._credentials is not None:
-            query.append(("account", self._credentials[0]))
-            headers["Authorization"] = self._basic_value()
-        url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
         started = time.monotonic()
-        status, body = self._fetch(url, headers)
+        if self._refresh_token is not None:
+            status, body = self._oauth(realm, challenge.params.get("service", ""), scopes)
+        else:
+            query: list[tuple[str, str]] = []
+            if "service" in challenge.params:
+                query.append(("service", challenge.params["service"]))
+            query.extend(("scope", s) for s in scopes)
+            headers: dict[str, str] = {}
+            if self._credentials is not None:
+                query.append(("account", self._credentials[0]))
+                headers["Authorization"] = self._basic_value()
+            url = realm + ("&" if "?" in realm else "?") + urlencode(query) if query else realm
+            status, body = self._fetch(url, headers)
         where = f"token service {realm} (for registry {self.registry})"
         if status == 401:
-            hint = "rejected the credentials" if self._credentials else "requires credentials"
+            hint = "rejected the credentials" if self.has_credentials else "requires credentials"
             raise UnauthenticatedError(f"{where} {hint} for scope {' '.join(scopes) or '(none)'}")
         if status == 403:
             raise PermissionDeniedError(f"{where} denied scope {' '.join(scopes) or '(none)'}")
@@ -336,6 +369,9 @@ class Authenticator:
         value = (answer.get("token") or answer.get("access_token")) if isinstance(answer, dict) else None
         if not isinstance(value, str) or not value:
             raise UnavailableError(f"{where} answered without a token")
+        renewed = answer.get("refresh_token")
+        if self._refresh_token is not None and isinstance(renewed, str) and renewed:
+            self._refresh_token = renewed  # OAuth2 servers may rotate refresh tokens
         lifetime = answer.get("expires_in")
         if isinstance(lifetime, bool) or not isinstance(lifetime, int | float) or lifetime <= 0:
             lifetime = DEFAULT_TOKEN_LIFETIME
@@ -343,3 +379,16 @@ class Authenticator:
         with self._lock:
             self._tokens[scope] = _Token(value, expires_at)
         log.debug("token for %s valid %ss", scope, lifetime, extra={"registry": self.registry})
+
+    def _oauth(self, realm: str, service: str, scopes: Sequence[str]) -> tuple[int, bytes]:
+        """Exchange the identity (refresh) token for an access token: one form POST to ``realm``."""
+        assert self._post is not None and self._refresh_token is not None
+        form = {
+            "grant_type": "refresh_token",
+            "refresh_token": self._refresh_token,
+            "service": service,
+            "client_id": OAUTH_CLIENT_ID,
+            "scope": " ".join(scopes),
+        }
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        return self._post(realm, headers, urlencode(form).encode("ascii"))

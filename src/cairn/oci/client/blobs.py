@@ -28,7 +28,8 @@ class BlobReader:
     that ignored the Range and sent everything), reaching the end checks the
     length and the digest and raises DataLossError on a mismatch; afterwards
     :attr:`verified` is True. A partial read (``offset`` > 0 answered with 206)
-    cannot be verified here. A connection that breaks off raises DataLossError,
+    cannot be verified here, nor is a reader opened with ``verify`` false (its
+    caller checks the digest). A connection that breaks off raises DataLossError,
     a stalled one UnavailableError. Not thread-safe; ``close()`` is idempotent and
     gives the connection back (or drops it when unread bytes remain).
     """
@@ -43,6 +44,7 @@ class BlobReader:
         size: int | None,
         what: str,
         whole: bool,
+        verify: bool = True,
     ) -> None:
         self.digest = digest
         #: Where the bytes this reader yields start in the blob.
@@ -54,7 +56,7 @@ class BlobReader:
         self._response = response
         self._transport = transport
         self._what = what
-        self._hasher: Hasher | None = new_hasher(digest.algorithm) if whole else None
+        self._hasher: Hasher | None = new_hasher(digest.algorithm) if whole and verify else None
         self._hashed = 0
         self._yielded = 0
         self._skip = offset if whole else 0  # a whole body sent despite a Range starts before offset

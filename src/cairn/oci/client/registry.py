@@ -134,7 +134,9 @@ class RegistryClient:
 
     ``host`` is ``host[:port]`` (plain http for loopback hosts or with
     ``insecure``, else https) or a URL whose scheme wins. ``username``/``password``
-    answer Basic challenges and authenticate at Bearer token services.
+    answer Basic challenges and authenticate at Bearer token services;
+    ``registry_token`` is sent as a Bearer token as it is, and ``identity_token``
+    is exchanged for tokens as an OAuth2 refresh token.
     ``timeout`` bounds connecting and each wait for bytes, not a whole transfer.
 
     Every method validates repository names, tags and digests first
@@ -150,11 +152,19 @@ class RegistryClient:
         insecure: bool = False,
         username: str | None = None,
         password: str | None = None,
+        registry_token: str | None = None,
+        identity_token: str | None = None,
         timeout: float = 30,
     ) -> None:
         host = _API_HOSTS.get(host, host)
         self._transport = Transport(
-            host, insecure=insecure, username=username, password=password, timeout=timeout
+            host,
+            insecure=insecure,
+            username=username,
+            password=password,
+            registry_token=registry_token,
+            identity_token=identity_token,
+            timeout=timeout,
         )
         #: ``host[:port]`` as requests address it.
         self.registry = self._transport.netloc
@@ -408,13 +418,15 @@ class RegistryClient:
             raise _malformed(f"blob {digest} in {repository}", self.registry, "HEAD without Content-Length")
         return int(length)
 
-    def open_blob(self, repository: str, digest: Digest, offset: int = 0) -> BlobReader:
+    def open_blob(self, repository: str, digest: Digest, offset: int = 0, *, verify: bool = True) -> BlobReader:
         """Start reading the blob from ``offset``; the reader streams and verifies (see :class:`BlobReader`).
 
         Blocks until the response headers arrive. Raises NotFoundError
         (BlobUnknownError) when ``repository`` has no such blob, OutOfRangeError
         when ``offset`` lies past its end (``offset`` equal to the size gives an
-        empty reader).
+        empty reader). With ``verify`` false the reader does not hash what it
+        yields: for callers that verify the bytes themselves (a content-store
+        ingest checks the digest at commit), so they are not hashed twice.
         """
         if offset < 0:
             raise InvalidArgumentError(f"blob {digest}: offset {offset} is negative")
@@ -433,7 +445,7 @@ class RegistryClient:
         if response.status == 200:
             size = int(length) if length.isdigit() else None
             return BlobReader(
-                response, self._transport, digest, offset=offset, size=size, what=what, whole=True
+                response, self._transport, digest, offset=offset, size=size, what=what, whole=True, verify=verify
             )
         total = self._range_total(response)
         if response.status == 416:

@@ -268,6 +268,8 @@ class Transport:
         insecure: bool = False,
         username: str | None = None,
         password: str | None = None,
+        registry_token: str | None = None,
+        identity_token: str | None = None,
         timeout: float = 30,
     ) -> None:
         self.base_url = base_url(host, insecure)
@@ -280,7 +282,15 @@ class Transport:
             timeout=urllib3.Timeout(connect=timeout, read=timeout),
             headers={"User-Agent": f"cairn/{__version__}"},
         )
-        self.auth = Authenticator(self.netloc, self._fetch_token, username, password)
+        self.auth = Authenticator(
+            self.netloc,
+            self._fetch_token,
+            username,
+            password,
+            registry_token=registry_token,
+            identity_token=identity_token,
+            post=self._post_token,
+        )
 
     def url(self, path: str) -> str:
         """The absolute URL of ``path`` (which starts with ``/``) on this registry."""
@@ -471,4 +481,20 @@ class Transport:
             raise UnavailableError(
                 f"token service {url.split('?', 1)[0]} is unreachable ({reason})"
             ) from None
+        return response.status, response.data
+
+    def _post_token(self, url: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes]:
+        try:
+            response = self._http.request(
+                "POST",
+                url,
+                body=body,
+                headers=dict(headers),
+                retries=urllib3.Retry(total=2, redirect=0),
+                redirect=False,
+                decode_content=True,
+            )
+        except Urllib3Error as exc:
+            reason = getattr(exc, "reason", None) or exc
+            raise UnavailableError(f"token service {url.split('?', 1)[0]} is unreachable ({reason})") from None
         return response.status, response.data
