@@ -35,14 +35,20 @@ bootstrap_python() {
     fi
 }
 
-# Debian packages the tests drive (real clients and peers, never mocks).
+# Debian packages the tests drive (real clients and peers, never mocks): ``pkg:binary`` pairs,
+# installed when the binary is missing; ``pkg:`` when a package is needed whatever else provides
+# the binary (busybox-static: a dynamic busybox would not run in a chroot).
 bootstrap_debian() {
     local missing=()
     local pkg bin
     for pair in "$@"; do
         pkg="${pair%%:*}"
         bin="${pair#*:}"
-        command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+        if [ -z "$bin" ]; then  # "pkg:" = the package itself must be installed (dpkg says so)
+            dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+        else
+            command -v "$bin" >/dev/null 2>&1 || missing+=("$pkg")
+        fi
     done
     [ ${#missing[@]} -eq 0 ] && return 0
     local sudo=""

@@ -41,7 +41,7 @@ __all__ = ["DEFAULT_NAMESPACE", "ImageStore", "cache_key", "reference_of"]
 DEFAULT_NAMESPACE = "images"
 
 _FULL_ID = re.compile(r"(?:sha256:)?([0-9a-f]{64})")
-_ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{1,63})")
+_ID_PREFIX = re.compile(r"(?:sha256:)?([0-9a-f]{1,64})")
 _COPY_CHUNK = 1 << 20
 
 

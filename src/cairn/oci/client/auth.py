@@ -306,13 +306,13 @@ class Authenticator:
                 return self._basic_value()
         return None
 
-    def respond(self, challenges: Sequence[str], scope: str) -> bool:
+    def respond(self, challenges: Sequence[str], scope: str, sent: str | None = None) -> bool:
         """Learn from a 401's ``WWW-Authenticate`` values; True when a retry may now succeed.
 
         Bearer (preferred when offered): fetch a token for the challenge's scope
         plus ``scope`` and cache it under ``scope``; always True, since the token
-        is new. Basic: True only if credentials are configured and were not sent
-        yet. Raises UnauthenticatedError or PermissionDeniedError when the token
+        is new. Basic: True only if credentials are configured and ``sent`` (the
+        Authorization value of the refused request) was not Basic already. Raises UnauthenticatedError or PermissionDeniedError when the token
         service refuses, UnavailableError when it is unreachable or answers
         nonsense, InvalidArgumentError for an unparseable challenge.
         """
@@ -324,9 +324,11 @@ class Authenticator:
             self._fetch_token(bearer, scope)
             return True
         if any(c.scheme == "basic" for c in parsed) and self._credentials is not None:
+            # Whether *this* request carried Basic decides: parallel requests that all went
+            # out before the first challenge each deserve their retry with credentials.
+            if sent is not None and sent.startswith("Basic "):
+                return False
             with self._lock:
-                if self._basic:
-                    return False
                 self._basic = True
             return True
         return False

@@ -344,7 +344,7 @@ class Transport:
                 error_body = self.drain(response, stream)
                 if challenges and (source is None or rewind is not None):
                     try:
-                        retry = self.auth.respond(challenges, scope)
+                        retry = self.auth.respond(challenges, scope, sent_auth)
                     except InvalidArgumentError as exc:
                         raise UnauthenticatedError(
                             f"{what}: cannot understand the challenge of {self.netloc}: {exc.message}"
