@@ -135,7 +135,7 @@ class Settings:
     #: docker config.json / containers auth.json with registry credentials for pull, push and FROM
     image_auth_file: Path | None = None
     #: layers an image pull or push transfers at once
-    image_parallel_transfers: int = 3
+    image_parallel_transfers: int = 6
     config: Path | None = None
 
     @property

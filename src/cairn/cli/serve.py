@@ -79,7 +79,7 @@ __all__ = ["serve_command"]
     help="docker config.json / auth.json with registry credentials [CAIRN_IMAGE_AUTH_FILE]",
 )
 @click.option(
-    "--image-parallel-transfers", type=int, help="Layers one pull or push transfers at once [CAIRN_IMAGE_PARALLEL_TRANSFERS; 3]"
+    "--image-parallel-transfers", type=int, help="Layers one pull or push transfers at once [CAIRN_IMAGE_PARALLEL_TRANSFERS; 6]"
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(

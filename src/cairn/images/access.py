@@ -68,7 +68,7 @@ class RegistryAccess:
     insecure: frozenset[str] = frozenset()
     credentials_file: Path | None = None
     timeout: float = 30
-    parallel: int = 3
+    parallel: int = 6
     _networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = field(
         default=(), init=False, repr=False, compare=False
     )
