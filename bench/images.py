@@ -54,6 +54,7 @@ from pathlib import Path
 
 import grpc
 from _registry_image import TAG, Image, build_layout
+from _profile import PROFILERS, Profiler
 from _registry_servers import Distribution, distribution_version
 from _servers import Cairn
 
@@ -170,8 +171,9 @@ def skopeo(*args: str) -> None:
 
 # -- the benchmark ------------------------------------------------------------------------------
 class Bench:
-    def __init__(self, args: argparse.Namespace, work: Path) -> None:
+    def __init__(self, args: argparse.Namespace, work: Path, profiler: Profiler) -> None:
         self.args = args
+        self.profiler = profiler
         self.work = work
         self.deadline = time.monotonic() + args.max_minutes * 60
         self.samples: dict[tuple[str, str, str], list[Sample]] = defaultdict(list)
@@ -237,7 +239,8 @@ class Bench:
             for message in stub.Pull(pb.PullImageRequest(reference=reference), timeout=RPC_TIMEOUT):
                 last[:] = [message]
 
-        sample = measure(action, cairn, source)
+        with self.profiler.phase(cairn, f"pull-{workload.name}-{self.counter}"):
+            sample = measure(action, cairn, source)
         if not last or not last[0].status.startswith("Status: Downloaded newer image"):
             raise RuntimeError(f"cairn pull ended with {last}")
         image_id = stub.Inspect(pb.InspectImageRequest(id=reference)).id
@@ -348,6 +351,8 @@ def main() -> None:
     parser.add_argument("--small-file-kib", type=int, default=8)
     parser.add_argument("--cairn-args", default="", help="extra `cairn serve` flags")
     parser.add_argument("--max-minutes", type=float, default=60.0)
+    parser.add_argument("--profile-dir", type=Path, help="sample the cairn server per pull into DIR")
+    parser.add_argument("--profiler", choices=PROFILERS, default="py-spy", help="sampler for --profile-dir")
     args = parser.parse_args()
     args.ops = set(args.ops.split(","))
     for tool in ("skopeo", "docker-registry"):
@@ -365,7 +370,7 @@ def main() -> None:
         if "small" in names:
             image = small_layout(work / "small", args.small_layers, args.small_files, args.small_file_kib)
             workloads.append(Workload("small", image, config_digest(image), args.small_layers))
-        bench = Bench(args, work)
+        bench = Bench(args, work, Profiler(args.profile_dir, args.profiler))
         with bench.registry() as source:
             for workload in workloads:  # seeding, not timed
                 skopeo("copy", "--dest-tls-verify=false", "--preserve-digests", f"oci:{workload.image.layout}:{TAG}",
