@@ -26,6 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 from cairn.core.content import Writer
@@ -46,7 +47,7 @@ from cairn.images.access import RegistryAccess, retrying
 from cairn.images.credentials import Credentials
 from cairn.images.layers import (
     ZSTD,
-    DeferredDiffHasher,
+    BackgroundDiffHasher,
     DiffHasher,
     compression_of,
     diff_of_blob,
@@ -250,13 +251,16 @@ class _Puller:
             except FailedPreconditionError:
                 self._drop_ingest(ref)  # an ingest of that name with another size: start over
                 continue
-            hasher: DeferredDiffHasher | None = None
-            with writer:
+            hasher: BackgroundDiffHasher | None = None
+            with writer, ExitStack() as cleanup:
                 offset = writer.status().offset
                 if offset > size:
                     offset = 0  # writing at 0 truncates
                 if offset == 0:
-                    hasher = DeferredDiffHasher(DiffHasher(descriptor.media_type, what))
+                    # The diff_id check runs beside the download (its own thread) and ends
+                    # while the commit fsyncs; leaving the block on an error abandons it.
+                    hasher = cleanup.enter_context(
+                        BackgroundDiffHasher(DiffHasher(descriptor.media_type, what)))
                 started = offset
                 meter = Meter(self.sink, id, "Downloading", size)
                 if offset < size:
@@ -273,6 +277,8 @@ class _Puller:
                         # The bytes kept from an earlier try were bad: fetch the whole blob once more.
                         log.warning("%s: resumed bytes did not verify (%s); starting over", what, exc.message)
                         restarted = True
+                        if hasher is not None:
+                            hasher.abandon()
                         continue
                     raise DataLossError(f"{what}: the bytes received do not match the digest ({exc.message})") from None
             layer.downloaded = True
@@ -281,7 +287,9 @@ class _Puller:
                 return hasher.finish()  # a blob that verified but does not decompress fails here
             return self.measure(layer)
 
-    def _fetch(self, layer: _Layer, writer: Writer, offset: int, hasher: DeferredDiffHasher | None, meter: Meter) -> int:
+    def _fetch(
+        self, layer: _Layer, writer: Writer, offset: int, hasher: BackgroundDiffHasher | None, meter: Meter
+    ) -> int:
         """Append the blob's bytes from ``offset`` to the ingest, retrying a broken transfer."""
         descriptor = layer.descriptor
         digest, size = descriptor.digest, descriptor.size
