@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cairn.core.digest import Digest
-from cairn.core.errors import CancelledError, DataLossError, UnimplementedError
+from cairn.core.errors import CancelledError, DataLossError
 from cairn.images.layers import (
     GZIP,
     NONE,
@@ -22,7 +22,6 @@ from cairn.images.layers import (
     compression_of,
     detect_compression,
     diff_of_blob,
-    zstd_available,
 )
 
 OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -128,13 +127,6 @@ def test_garbage_after_gzip_is_data_loss() -> None:
         hasher.update(gzip.compress(b"x") + b"garbage")
 
 
-@pytest.mark.skipif(zstd_available(), reason="zstandard is installed")
-def test_zstd_without_the_package_names_the_media_type() -> None:
-    with pytest.raises(UnimplementedError, match=r"tar\+zstd"):
-        DiffHasher(OCI_ZSTD).update(b"\x28\xb5\x2f\xfd....")
-
-
-@pytest.mark.skipif(not zstd_available(), reason="zstandard is not installed")
 def test_zstd_with_the_package() -> None:
     import importlib
 

@@ -20,12 +20,11 @@ and errors into statuses).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -34,7 +33,6 @@ from cairn.core.digest import Digest
 from cairn.core.errors import (
     AlreadyExistsError,
     CairnError,
-    CancelledError,
     DataLossError,
     FailedPreconditionError,
     NotFoundError,
@@ -55,8 +53,9 @@ from cairn.images.layers import (
 )
 from cairn.images.model import ImageRecord, LayerRecord, NewImage
 from cairn.images.platform import Platform
-from cairn.images.progress import Meter, Progress, ProgressSink, render_bar
+from cairn.images.progress import Meter, ProgressSink
 from cairn.images.store import ImageStore
+from cairn.images.transfer import Transfer
 from cairn.oci.client import FetchedManifest, RegistryClient
 from cairn.oci.model import Descriptor, ImageIndex, ImageManifest, Reference, mediatypes, parse_manifest
 
@@ -102,10 +101,6 @@ def _repo_shown(ref: Reference) -> str:
     return ref.repository if ref.registry == "docker.io" else ref.name
 
 
-class _Aborted(Exception):
-    """Another layer failed: this one stops quietly (the other's error is the pull's)."""
-
-
 @dataclass
 class _Layer:
     """One distinct layer blob of the manifest and what the pull learned about it."""
@@ -116,7 +111,7 @@ class _Layer:
     downloaded: bool = False
 
 
-class _Puller:
+class _Puller(Transfer):
     def __init__(
         self,
         store: ImageStore,
@@ -127,28 +122,13 @@ class _Puller:
         progress: ProgressSink,
         cancelled: Callable[[], bool],
     ) -> None:
+        super().__init__(progress, cancelled, f"pull of {_display(ref)}")
         self.store = store
         self.ref = ref
         self.client = client
         self.platform = platform
         self.parallel = parallel
-        self.sink = progress
-        self._cancelled = cancelled
-        self._abort = threading.Event()
         self._downloaded = False
-
-    # -- helpers -------------------------------------------------------------------
-    def say(self, id: str, status: str, current: int = 0, total: int = 0, bar: bool = False) -> None:
-        self.sink(Progress(id, status, render_bar(current, total) if bar else "", current, total))
-
-    def check(self) -> None:
-        if self._abort.is_set():
-            raise _Aborted()
-        if self._cancelled():
-            raise CancelledError(f"pull of {_display(self.ref)} cancelled")
-
-    def stopped(self) -> bool:
-        return self._abort.is_set() or self._cancelled()
 
     # -- resolving -----------------------------------------------------------------
     def resolve(self) -> FetchedManifest:
@@ -414,56 +394,39 @@ class _Puller:
         for id in waiting:
             self.say(id, "Waiting")
         results: dict[Digest, tuple[Digest, int]] = {}
-        jobs: dict[Future[tuple[Digest, int]], _Layer] = {}
         order = list(distinct.values())
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="pull") as pool:
-            try:
-                for layer in order:
-                    if layer.known is not None:
-                        results[layer.descriptor.digest] = (layer.known.diff_id, layer.known.uncompressed_size)
-                    elif layer.present:
-                        jobs[pool.submit(self.measure, layer)] = layer
-                for layer in order:
-                    if not layer.present:
-                        jobs[pool.submit(self.download, layer)] = layer
-                self._collect(jobs, order, results)
-            except BaseException:
-                self._abort.set()
-                for future in jobs:
-                    future.cancel()
-                raise
-        self._downloaded = any(layer.downloaded for layer in order)
-        return results
+        jobs: list[Callable[[], tuple[Digest, int]]] = []
+        jobbed: list[_Layer] = []
+        for layer in order:
+            if layer.known is not None:
+                results[layer.descriptor.digest] = (layer.known.diff_id, layer.known.uncompressed_size)
+            elif layer.present:
+                jobs.append(functools.partial(self.measure, layer))
+                jobbed.append(layer)
+        for layer in order:
+            if not layer.present:
+                jobs.append(functools.partial(self.download, layer))
+                jobbed.append(layer)
+        reported = 0
 
-    def _collect(
-        self,
-        jobs: dict[Future[tuple[Digest, int]], _Layer],
-        order: list[_Layer],
-        results: dict[Digest, tuple[Digest, int]],
-    ) -> None:
-        """Wait for the jobs; report ``Extracting``/``Pull complete`` in layer order as they finish."""
-        pending = set(jobs)
-        next_up = 0
-        while True:
-            while next_up < len(order) and order[next_up].descriptor.digest in results:
-                layer = order[next_up]
+        def finished(index: int, result: tuple[Digest, int]) -> None:
+            results[jobbed[index].descriptor.digest] = result
+
+        def report_in_order() -> None:
+            """``Extracting``/``Pull complete`` in layer order, as the layers finish."""
+            nonlocal reported
+            while reported < len(order) and order[reported].descriptor.digest in results:
+                layer = order[reported]
                 if not layer.present:
                     size = layer.descriptor.size
                     id = _short(layer.descriptor.digest)
                     self.say(id, "Extracting", size, size, bar=True)
                     self.say(id, "Pull complete")
-                next_up += 1
-            if not pending:
-                return
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            if self._cancelled():
-                raise CancelledError(f"pull of {_display(self.ref)} cancelled")
-            for future in done:
-                error = future.exception()
-                if error is not None and not isinstance(error, _Aborted):
-                    raise error
-                if error is None:
-                    results[jobs[future].descriptor.digest] = future.result()
+                reported += 1
+
+        self.run_jobs(jobs, parallel=self.parallel, name="pull", finished=finished, progressed=report_in_order)
+        self._downloaded = any(layer.downloaded for layer in order)
+        return results
 
     def record(
         self,

@@ -15,10 +15,10 @@ built layers (build stores them compressed already).
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 from cairn.core.content import ReaderAt
@@ -33,8 +33,9 @@ from cairn.core.errors import (
 from cairn.images.access import RegistryAccess, retrying
 from cairn.images.credentials import Credentials
 from cairn.images.model import ImageRecord
-from cairn.images.progress import Meter, Progress, ProgressSink
+from cairn.images.progress import Meter, ProgressSink
 from cairn.images.store import ImageStore
+from cairn.images.transfer import Transfer
 from cairn.oci.client import RegistryClient
 from cairn.oci.model import Descriptor, ImageManifest, Reference, parse_manifest
 
@@ -44,10 +45,6 @@ log = logging.getLogger(__name__)
 
 #: Repositories tried for a cross-repository mount of one blob (Docker tries 3).
 MAX_MOUNT_ATTEMPTS = 3
-
-
-class _Aborted(Exception):
-    """Another layer failed: this one stops quietly (the other's error is the push's)."""
 
 
 class _BlobSource:
@@ -95,7 +92,7 @@ class _Blob:
     id: str  # 12-hex short DiffID (the message id Docker uses on push)
 
 
-class _Pusher:
+class _Pusher(Transfer):
     def __init__(
         self,
         store: ImageStore,
@@ -106,28 +103,14 @@ class _Pusher:
         progress: ProgressSink,
         cancelled: Callable[[], bool],
     ) -> None:
+        super().__init__(progress, cancelled, f"push of {ref.familiar()}")
         self.store = store
         self.ref = ref
         self.image = image
         self.client = client
         self.parallel = parallel
-        self.sink = progress
-        self._cancelled = cancelled
-        self._abort = threading.Event()
         self._sources: list[str] | None = None
         self._sources_lock = threading.Lock()
-
-    def say(self, id: str, status: str) -> None:
-        self.sink(Progress(id, status))
-
-    def check(self) -> None:
-        if self._abort.is_set():
-            raise _Aborted()
-        if self._cancelled():
-            raise CancelledError(f"push of {self.ref.familiar()} cancelled")
-
-    def stopped(self) -> bool:
-        return self._abort.is_set() or self._cancelled()
 
     # -- where blobs may be mounted from -----------------------------------------------
     def mount_sources(self) -> list[str]:
@@ -223,25 +206,8 @@ class _Pusher:
             self.say(blob.id, "Preparing")
         for blob in blobs[self.parallel :]:
             self.say(blob.id, "Waiting")
-        with ThreadPoolExecutor(max_workers=self.parallel, thread_name_prefix="push") as pool:
-            jobs: dict[Future[None], _Blob] = {}
-            try:
-                for blob in blobs:
-                    jobs[pool.submit(self.push_layer, blob)] = blob
-                pending = set(jobs)
-                while pending:
-                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-                    if self._cancelled():
-                        raise CancelledError(f"push of {self.ref.familiar()} cancelled")
-                    for future in done:
-                        error = future.exception()
-                        if error is not None and not isinstance(error, _Aborted):
-                            raise error
-            except BaseException:
-                self._abort.set()
-                for future in jobs:
-                    future.cancel()
-                raise
+        self.run_jobs([functools.partial(self.push_layer, blob) for blob in blobs],
+                      parallel=self.parallel, name="push")
 
 
 def push(
