@@ -39,7 +39,9 @@ __all__ = ["MAX_MESSAGE_BYTES", "ByteSource", "ContentClient", "grpc_target"]
 
 
 _ERRORS: dict[grpc.StatusCode, type[CairnError]] = {code: cls for cls, code in CODES.items()}
-#: How grpc-core words "nothing listens there" (as opposed to a server's own UNAVAILABLE).
+#: How grpc-core's own UNAVAILABLE messages start when nothing (or nothing alive) listens there.
+#: A prefix, not a substring: a server's UNAVAILABLE may quote a refused connection of its own
+#: (the image service's "no registry answers at ... (Connection refused)"), which is not ours.
 _CONNECT_FAILURES = (
     "failed to connect to all addresses",
     "errors resolving",
@@ -47,6 +49,7 @@ _CONNECT_FAILURES = (
     "connection refused",
     "socket closed",
     "connection reset",
+    "broken pipe",
 )
 
 
@@ -240,9 +243,7 @@ class ContentClient:
         call: Any = exc
         code: grpc.StatusCode = call.code()
         details: str = call.details() or code.name
-        if code is grpc.StatusCode.UNAVAILABLE and any(
-            marker in details.lower() for marker in _CONNECT_FAILURES
-        ):
+        if code is grpc.StatusCode.UNAVAILABLE and details.lower().startswith(_CONNECT_FAILURES):
             reason = details.rsplit(": ", 1)[-1].strip(" []")
             return UnavailableError(
                 f"no server answers at {self.server} ({reason}); start `cairn serve` "

@@ -26,7 +26,7 @@ from cairn.api.grpc.gen.arcbox.v1 import image_pb2 as pb
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as pb_grpc
 from cairn.cli.client import ContentClient
 from cairn.cli.image_context import BuildContextSpec, ContextStream
-from cairn.core.errors import CairnError, DataLossError, UnavailableError
+from cairn.core.errors import CairnError, DataLossError
 
 __all__ = ["ImageClient"]
 
@@ -120,19 +120,6 @@ class ImageClient(ContentClient):
             raise _local(stream.error)
 
     # -- calls ----------------------------------------------------------------------
-    def _error(self, exc: grpc.RpcError) -> CairnError:
-        """As the content client words it, except that a server's own UNAVAILABLE keeps its message.
-
-        The image service answers UNAVAILABLE when a *registry* cannot be
-        reached ("no registry answers at ... (Connection refused)"); that must
-        not read as "no server answers at --server".
-        """
-        call: Any = exc
-        details: str = call.details() or ""
-        if call.code() is grpc.StatusCode.UNAVAILABLE and not _from_transport(details):
-            return UnavailableError(details)
-        return super()._error(exc)
-
     def _unary(self, method: str, request: Any) -> Any:
         try:
             return getattr(self._images, method)(request, timeout=self.timeout)
@@ -150,20 +137,6 @@ class ImageClient(ContentClient):
 
 
 #: How grpc-core begins the details of a call that never reached a server, or lost it.
-_TRANSPORT_FAILURES = (
-    "failed to connect to all addresses",
-    "dns resolution failed",
-    "errors resolving",
-    "socket closed",
-    "connection reset",
-    "broken pipe",
-)
-
-
-def _from_transport(details: str) -> bool:
-    return details.lower().startswith(_TRANSPORT_FAILURES)
-
-
 def _local(error: BaseException) -> CairnError:
     """A failure of the context writer, as the vocabulary error to show."""
     if isinstance(error, CairnError):
