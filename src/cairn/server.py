@@ -27,10 +27,10 @@ from aiohttp import web
 from cairn import __version__
 from cairn.api.grpc.directory_store import StoreServicer
 from cairn.api.grpc.directory_sync import SyncServicer, grpc_negotiator
-from cairn.api.grpc.images import ImageServicer
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as image_grpc
 from cairn.api.grpc.gen.store.v1 import store_service_pb2_grpc as store_grpc
 from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as sync_grpc
+from cairn.api.grpc.images import ImageServicer
 from cairn.api.grpc.server import build_grpc_server
 from cairn.api.http.app import build_http_app
 from cairn.api.http.auth import HttpAuth
