@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from _registry_image import TAG, Image, build_layout
 from _profile import PROFILERS, Profiler
+from _registry_image import TAG, Image, build_layout
 from _registry_servers import Distribution, distribution_version
 from _servers import Cairn
 
