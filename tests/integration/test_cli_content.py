@@ -266,7 +266,11 @@ def test_resume_interrupted_ingest(cairn_server: CairnServer, tmp_path: Path, th
     with ContentClient(str(cairn_server.socket)) as client:
         with pytest.raises(OSError, match="simulated"):
             client.ingest("resumable", _FailingSource(data, fail_at=3 << 20), chunk_size=1 << 20)
-        assert client.status("resumable").offset == 3 << 20
+        # The failing source cancels the call; a chunk still in flight then may or may not have
+        # reached the server (it was never acknowledged), so the kept offset is whole chunks up
+        # to the three sent. The resume below starts from whatever was kept.
+        kept = client.status("resumable").offset
+        assert 0 < kept <= 3 << 20 and kept % (1 << 20) == 0
 
     if through == "pipe":
         resumed = cairn(cairn_server, "content", "ingest", "resumable", stdin=data)
