@@ -20,11 +20,18 @@ from cairn.images import ImageStore, LayerRecord, NewImage, chain_ids
 from cairn.images.filters import glob_matches, parse_filters
 from cairn.images.remove import remove_image
 from cairn.oci.model import Reference
+from tests.postgres import ENGINES, engine_catalog_url, postgres_server  # noqa: F401 - fixture
+
+
+@pytest.fixture(params=ENGINES)
+def catalog_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty catalog, once per engine."""
+    return engine_catalog_url(request, tmp_path)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[ImageStore]:
-    catalog = open_catalog(f"sqlite:///{tmp_path / 'cairn.db'}")
+def store(tmp_path: Path, catalog_url: str) -> Iterator[ImageStore]:
+    catalog = open_catalog(catalog_url)
     content = open_content_store(f"file://{tmp_path / 'content'}", catalog)
     yield ImageStore(content, catalog.images)
     content.close()

@@ -1,6 +1,7 @@
-"""The catalog: names, tags, records, logs and labels, in SQLite or (later) PostgreSQL.
+"""The catalog: names, tags, records, logs and labels, in SQLite or PostgreSQL.
 
-Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db``);
+Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db`` or
+``postgresql://user@host/dbname``);
 each area of cairn has its own query class over the shared engine
 (``catalog.content`` for the content store, ``catalog.registry`` for the
 OCI registry, ``catalog.images`` for the image service, ``catalog.syncs`` for Directory
@@ -9,6 +10,7 @@ syncs, ``catalog.warg`` for the Warg registry).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from urllib.parse import urlsplit
 
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
@@ -64,16 +66,34 @@ class Catalog:
 
 
 def open_catalog(url: str) -> Catalog:
-    """Open (and migrate) the catalog at ``url``; only ``sqlite://`` so far."""
+    """Open (and migrate) the catalog at ``url``: ``sqlite:///path`` or ``postgresql://...``.
+
+    Raises InvalidArgumentError for an unusable URL, UnavailableError when the database
+    cannot be reached, FailedPreconditionError when its schema is newer than this cairn.
+    """
     parts = urlsplit(url)
+    db: Database
+    migrating: AbstractContextManager[None] = nullcontext()
     if parts.scheme == "sqlite":
         path = parts.path if not parts.netloc else parts.netloc + parts.path
         if not path:
             raise InvalidArgumentError(f"catalog URL {url!r} names no file")
         db = SqliteDatabase(path)
+    elif parts.scheme in ("postgresql", "postgres"):
+        # Imported here: psycopg costs ~125 ms at start-up, and the embedded default never needs it.
+        from cairn.core.catalog.postgres import PostgresDatabase
+
+        postgres = PostgresDatabase(url)
+        db, migrating = postgres, postgres.migrating()
     else:
         raise InvalidArgumentError(
-            f"catalog URL {url!r}: unsupported scheme {parts.scheme!r} (use sqlite:///path)"
+            f"catalog URL {url!r}: unsupported scheme {parts.scheme!r} "
+            "(use sqlite:///path or postgresql://user@host/dbname)"
         )
-    apply_migrations(db)
+    try:
+        with migrating:
+            apply_migrations(db)
+    except BaseException:
+        db.close()
+        raise
     return Catalog(db)

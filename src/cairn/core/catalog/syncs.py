@@ -65,7 +65,9 @@ class SyncCatalog:
         """Syncs oldest first, skipping ``offset``; at most ``limit`` (None: all)."""
         rows = self._db.query(
             f"SELECT {_COLUMNS} FROM directory_syncs ORDER BY created_at, id LIMIT ? OFFSET ?",
-            (-1 if limit is None else limit, max(offset, 0)),
+            # "No limit" as the largest BIGINT: SQLite takes LIMIT -1, PostgreSQL refuses it,
+            # and SQLite refuses LIMIT NULL; this spelling both engines read the same way.
+            ((1 << 63) - 1 if limit is None else limit, max(offset, 0)),
         )
         return [_row(row) for row in rows]
 

@@ -2,12 +2,12 @@
 -- The background worker of the Directory SyncService reads these at start-up,
 -- so syncs survive a restart. Rows are never removed: DeleteSync ends in DELETED.
 CREATE TABLE directory_syncs (
-    id            TEXT    NOT NULL PRIMARY KEY,
-    remote_url    TEXT    NOT NULL,
-    mode          TEXT    NOT NULL,             -- continuous | once
-    status        TEXT    NOT NULL,             -- PENDING, IN_PROGRESS, COMPLETED, FAILED, DELETE_PENDING, DELETED
-    reason        TEXT    NOT NULL DEFAULT '',  -- why the last pass failed (FAILED)
-    registry_url  TEXT    NOT NULL DEFAULT '',  -- the remote registry last negotiated
+    id            TEXT COLLATE "binary" NOT NULL PRIMARY KEY,
+    remote_url    TEXT COLLATE "binary" NOT NULL,
+    mode          TEXT COLLATE "binary" NOT NULL,             -- continuous | once
+    status        TEXT COLLATE "binary" NOT NULL,             -- PENDING, IN_PROGRESS, COMPLETED, FAILED, DELETE_PENDING, DELETED
+    reason        TEXT COLLATE "binary" NOT NULL DEFAULT '',  -- why the last pass failed (FAILED)
+    registry_url  TEXT COLLATE "binary" NOT NULL DEFAULT '',  -- the remote registry last negotiated
     copied        BIGINT  NOT NULL DEFAULT 0,   -- manifests copied so far, over every pass
     created_at    BIGINT  NOT NULL,
     updated_at    BIGINT  NOT NULL

@@ -5,32 +5,32 @@
 
 -- One row per log (the operator log and each package log a record was submitted to).
 CREATE TABLE warg_logs (
-    log_id      TEXT    NOT NULL PRIMARY KEY,  -- "sha256:<hex>"
-    kind        TEXT    NOT NULL,              -- operator | package
-    name        TEXT,                          -- package name; NULL for the operator log
-    state       TEXT    NOT NULL DEFAULT '',   -- validated state without releases (JSON); '' before the first
+    log_id      TEXT COLLATE "binary" NOT NULL PRIMARY KEY,  -- "sha256:<hex>"
+    kind        TEXT COLLATE "binary" NOT NULL,              -- operator | package
+    name        TEXT COLLATE "binary",                          -- package name; NULL for the operator log
+    state       TEXT COLLATE "binary" NOT NULL DEFAULT '',   -- validated state without releases (JSON); '' before the first
     length      BIGINT  NOT NULL DEFAULT 0,    -- records accepted into this log
     created_at  BIGINT  NOT NULL
 );
 
 -- Releases of a package log's validated state, one row each (a log's state JSON stays small).
 CREATE TABLE warg_releases (
-    log_id   TEXT NOT NULL,
-    version  TEXT NOT NULL,
-    body     TEXT NOT NULL,                    -- the release as JSON (validation's to_json form)
+    log_id   TEXT COLLATE "binary" NOT NULL,
+    version  TEXT COLLATE "binary" NOT NULL,
+    body     TEXT COLLATE "binary" NOT NULL,                    -- the release as JSON (validation's to_json form)
     PRIMARY KEY (log_id, version)
 );
 
 -- Every record submitted, with its envelope exactly as received.
 CREATE TABLE warg_records (
-    log_id          TEXT    NOT NULL,
-    record_id       TEXT    NOT NULL,
+    log_id          TEXT COLLATE "binary" NOT NULL,
+    record_id       TEXT COLLATE "binary" NOT NULL,
     content_bytes   BLOB    NOT NULL,
-    key_id          TEXT    NOT NULL,
-    signature       TEXT    NOT NULL,
-    status          TEXT    NOT NULL,             -- sourcing | queued | accepted | rejected
-    reason          TEXT    NOT NULL DEFAULT '',  -- why it was rejected
-    missing         TEXT    NOT NULL DEFAULT '',  -- content digests still to upload (space separated)
+    key_id          TEXT COLLATE "binary" NOT NULL,
+    signature       TEXT COLLATE "binary" NOT NULL,
+    status          TEXT COLLATE "binary" NOT NULL,             -- sourcing | queued | accepted | rejected
+    reason          TEXT COLLATE "binary" NOT NULL DEFAULT '',  -- why it was rejected
+    missing         TEXT COLLATE "binary" NOT NULL DEFAULT '',  -- content digests still to upload (space separated)
     registry_index  BIGINT  UNIQUE,               -- position in the registry log once accepted
     queued_seq      BIGINT,                       -- processing order once queued
     created_at      BIGINT  NOT NULL,
@@ -54,17 +54,17 @@ CREATE TABLE warg_map_nodes (
 -- Every checkpoint issued, signed by the operator key.
 CREATE TABLE warg_checkpoints (
     log_length  BIGINT NOT NULL PRIMARY KEY,
-    log_root    TEXT   NOT NULL,
-    map_root    TEXT   NOT NULL,
+    log_root    TEXT COLLATE "binary" NOT NULL,
+    map_root    TEXT COLLATE "binary" NOT NULL,
     timestamp   BIGINT NOT NULL,
-    key_id      TEXT   NOT NULL,
-    signature   TEXT   NOT NULL
+    key_id      TEXT COLLATE "binary" NOT NULL,
+    signature   TEXT COLLATE "binary" NOT NULL
 );
 
 -- Content uploaded for release records (the bytes live in the content store). Only these
 -- digests are served by the Warg content routes, so /v1 never exposes other faces' blobs.
 CREATE TABLE warg_contents (
-    digest      TEXT   NOT NULL PRIMARY KEY,
+    digest      TEXT COLLATE "binary" NOT NULL PRIMARY KEY,
     size        BIGINT NOT NULL,
     created_at  BIGINT NOT NULL
 );
