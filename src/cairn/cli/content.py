@@ -13,14 +13,13 @@ the group or on the command; the command's win.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
@@ -39,6 +38,7 @@ from cairn.cli.output import (
     human_size,
     info_record,
     labels_text,
+    merged_options,
     output_format_option,
     stack_options,
     status_record,
@@ -117,18 +117,7 @@ def _client_options(*, on_group: bool, output: bool = True) -> Callable[[F], F]:
     return stack_options(options)
 
 
-def _uses_client(command: F) -> F:
-    """Merge a command's client options over the group's; pass them as ``opts``."""
-
-    @functools.wraps(command)
-    def run(**kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        opts = ctx.find_object(ClientOptions) or ClientOptions()
-        given = {name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs}
-        opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
-        return command(opts, **kwargs)
-
-    return run  # type: ignore[return-value]
+_uses_client = merged_options(ClientOptions, _OPTION_NAMES)
 
 
 @click.group("content")

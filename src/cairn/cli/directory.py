@@ -22,13 +22,12 @@ command; the command's win.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -46,7 +45,15 @@ from cairn.api.grpc.gen.store.v1 import sync_service_pb2 as sync_pb
 from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as sync_grpc
 from cairn.cli.client import ContentClient
 from cairn.cli.content import DEFAULT_SERVER
-from cairn.cli.output import Column, emit_list, emit_one, labels_text, output_format_option, stack_options
+from cairn.cli.output import (
+    Column,
+    emit_list,
+    emit_one,
+    labels_text,
+    merged_options,
+    output_format_option,
+    stack_options,
+)
 from cairn.core.cid import normalise_cid
 from cairn.core.errors import (
     AlreadyExistsError,
@@ -277,18 +284,7 @@ def _server_options(*, on_group: bool, server: bool = True) -> Callable[[F], F]:
     return stack_options(options)
 
 
-def _uses_server(command: F) -> F:
-    """Merge a command's options over its group's; pass them as ``opts``."""
-
-    @functools.wraps(command)
-    def run(**kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        opts = ctx.find_object(DirectoryOptions) or DirectoryOptions()
-        given = {name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs}
-        opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
-        return command(opts, **kwargs)
-
-    return run  # type: ignore[return-value]
+_uses_server = merged_options(DirectoryOptions, _OPTION_NAMES)
 
 
 # -- local input ---------------------------------------------------------------------

@@ -20,11 +20,10 @@ command's win.
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -46,7 +45,7 @@ from cairn.cli.image_output import (
     summary_record,
 )
 from cairn.cli.image_progress import PROGRESS_MODES, BuildDisplay, TransferDisplay
-from cairn.cli.output import emit_list, emit_one, output_format_option, stack_options
+from cairn.cli.output import emit_list, emit_one, merged_options, output_format_option, stack_options
 from cairn.core.errors import CairnError, DataLossError, InvalidArgumentError
 from cairn.oci.model import Reference
 
@@ -99,18 +98,7 @@ def _client_options(*, on_group: bool, output: bool = True) -> Callable[[F], F]:
     return stack_options(options)
 
 
-def _uses_client(command: F) -> F:
-    """Merge a command's client options over the group's; pass them as ``opts``."""
-
-    @functools.wraps(command)
-    def run(**kwargs: Any) -> Any:
-        ctx = click.get_current_context()
-        opts = ctx.find_object(ImageOptions) or ImageOptions()
-        given = {name: kwargs.pop(name) for name in _OPTION_NAMES if name in kwargs}
-        opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
-        return command(opts, **kwargs)
-
-    return run  # type: ignore[return-value]
+_uses_client = merged_options(ImageOptions, _OPTION_NAMES)
 
 
 @click.group("image")

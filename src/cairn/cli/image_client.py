@@ -136,7 +136,6 @@ class ImageClient(ContentClient):
             call.cancel()
 
 
-#: How grpc-core begins the details of a call that never reached a server, or lost it.
 def _local(error: BaseException) -> CairnError:
     """A failure of the context writer, as the vocabulary error to show."""
     if isinstance(error, CairnError):

@@ -23,6 +23,7 @@ from typing import Any, Final
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2 as pb
 from cairn.cli.output import Column
 from cairn.core.errors import InvalidArgumentError
+from cairn.images.progress import human_size
 
 __all__ = [
     "NONE",
@@ -44,18 +45,12 @@ __all__ = [
 NONE: Final = "<none>"
 #: The last line of a successful push (spec §5.2).
 PUSH_RESULT: Final = re.compile(r"(?P<tag>\S+): digest: (?P<digest>\S+) size: (?P<size>\d+)")
-_DECIMAL_UNITS: Final = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
 
 
 # -- units ------------------------------------------------------------------------------
 def docker_size(size: int, precision: int = 3) -> str:
     """go-units ``HumanSizeWithPrecision``: ``7.05MB`` (precision 3, ``docker images``), ``1.234MB`` (4)."""
-    value = float(size)
-    unit = 0
-    while value >= 1000 and unit < len(_DECIMAL_UNITS) - 1:
-        value /= 1000
-        unit += 1
-    return f"{value:.{precision}g}{_DECIMAL_UNITS[unit]}"
+    return human_size(size, precision)
 
 
 def human_duration(seconds: float) -> str:

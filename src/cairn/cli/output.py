@@ -14,11 +14,12 @@ fetch, this renders.
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, Self, TypeVar
 
 import click
@@ -39,6 +40,7 @@ __all__ = [
     "human_size",
     "info_record",
     "labels_text",
+    "merged_options",
     "output_format_option",
     "stack_options",
     "status_record",
@@ -264,5 +266,27 @@ def stack_options(options: Sequence[Callable[[_F], _F]]) -> Callable[[_F], _F]:
         for option in reversed(options):
             f = option(f)
         return f
+
+    return decorate
+
+
+def merged_options(options_type: type[Any], names: Sequence[str]) -> Callable[[_F], _F]:
+    """A command decorator: the group's ``options_type`` object with the command's own ``names`` over it.
+
+    The group stores its options as ``ctx.obj``; a command repeats some of them
+    (``cairn content ls --server X``). What the command was given wins; the
+    merged object is passed as the command's first argument.
+    """
+
+    def decorate(command: _F) -> _F:
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            ctx = click.get_current_context()
+            opts = ctx.find_object(options_type) or options_type()
+            given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            opts = replace(opts, **{k: v for k, v in given.items() if v is not None})
+            return command(opts, **kwargs)
+
+        return run  # type: ignore[return-value]
 
     return decorate

@@ -50,14 +50,18 @@ class Progress:
 ProgressSink = Callable[[Progress], None]
 
 
-def human_size(size: float) -> str:
-    """go-units ``HumanSize``: decimal units, 4 significant digits (``1.235MB``, ``999B``, ``1kB``)."""
+def human_size(size: float, precision: int = 4) -> str:
+    """go-units ``HumanSizeWithPrecision``: decimal units, ``precision`` significant digits.
+
+    4 is ``HumanSize`` (``1.235MB``, ``999B``, ``1kB``: progress bars); ``docker images``
+    shows 3 (``7.05MB``).
+    """
     value = float(size)
     unit = 0
     while value >= 1000.0 and unit < len(_UNITS) - 1:
         value /= 1000.0
         unit += 1
-    return f"{value:.4g}{_UNITS[unit]}"
+    return f"{value:.{precision}g}{_UNITS[unit]}"
 
 
 def render_bar(current: int, total: int) -> str:

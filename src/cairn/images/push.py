@@ -39,7 +39,7 @@ from cairn.images.transfer import Transfer
 from cairn.oci.client import RegistryClient
 from cairn.oci.model import Descriptor, ImageManifest, Reference, parse_manifest
 
-__all__ = ["MAX_MOUNT_ATTEMPTS", "RegistryAccess", "push"]
+__all__ = ["MAX_MOUNT_ATTEMPTS", "RegistryAccess", "push", "push_source"]
 
 log = logging.getLogger(__name__)
 
@@ -210,6 +210,21 @@ class _Pusher(Transfer):
                       parallel=self.parallel, name="push")
 
 
+def push_source(store: ImageStore, reference: Reference) -> tuple[Reference, ImageRecord]:
+    """The tag a push names (``latest`` when untagged) and its local image.
+
+    InvalidArgumentError for a digest reference, NotFoundError (``No such image: <ref>``)
+    when no local image has that tag. Cheap: callers check with it before streaming.
+    """
+    if reference.digest is not None:
+        raise InvalidArgumentError(f"cannot push a digest reference: {reference.familiar()}")
+    ref = Reference(reference.registry, reference.repository, reference.tag_or_latest())
+    image = store.by_reference(ref)
+    if image is None:
+        raise NotFoundError(f"No such image: {ref.familiar()}")
+    return ref, image
+
+
 def push(
     store: ImageStore,
     reference: Reference,
@@ -228,11 +243,6 @@ def push(
     UnavailableError when it cannot be reached or fails, DataLossError when a
     local blob is missing or damaged, CancelledError when ``cancelled()`` turns true.
     """
-    if reference.digest is not None:
-        raise InvalidArgumentError(f"cannot push a digest reference: {reference.familiar()}")
-    ref = Reference(reference.registry, reference.repository, reference.tag_or_latest())
-    image = store.by_reference(ref)
-    if image is None:
-        raise NotFoundError(f"No such image: {ref.familiar()}")
+    ref, image = push_source(store, reference)
     with registries.client(ref.registry, credentials, ref.repository) as client:
         return _Pusher(store, ref, image, client, registries.parallel, progress, cancelled).run()

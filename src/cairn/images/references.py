@@ -16,30 +16,24 @@ __all__ = ["familiar_name", "parse_reference", "repo_digest", "repo_tag"]
 
 
 def parse_reference(text: str) -> Reference:
-    """Parse and normalise; InvalidArgumentError with Docker's wording on bad input."""
+    """Parse and normalise; InvalidArgumentError with Docker's wording on bad input.
+
+    As distribution's ``reference.Parse``: when the text does not parse but its
+    lower-case form does, the fault is upper case in the name.
+    """
     try:
         return Reference.parse(text)
     except InvalidArgumentError:
-        name = text.partition("@")[0]
-        if name != name.lower() and _parses_when_lowercased(text):
+        if text != text.lower() and _parses(text.lower()):
             raise InvalidArgumentError(
                 f"invalid reference format: repository name must be lowercase: {text!r}"
             ) from None
         raise InvalidArgumentError(f"invalid reference format: {text!r}") from None
 
 
-def _parses_when_lowercased(text: str) -> bool:
-    name, at, digest = text.partition("@")
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    path, tag = (name[:colon], name[colon:]) if colon > slash else (name, "")
-    first, sep, rest = path.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        lowered = f"{first}/{rest.lower()}"
-    else:
-        lowered = path.lower()
+def _parses(text: str) -> bool:
     try:
-        Reference.parse(lowered + tag + at + digest)
+        Reference.parse(text)
     except InvalidArgumentError:
         return False
     return True

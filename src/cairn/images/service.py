@@ -24,7 +24,7 @@ from cairn.images.model import ImageConfig, ImageRecord, created_nanos
 from cairn.images.platform import Platform
 from cairn.images.progress import Progress, ProgressSink
 from cairn.images.pull import PullResult, pull
-from cairn.images.push import push
+from cairn.images.push import push, push_source
 from cairn.images.references import familiar_name, parse_reference, repo_digest, repo_tag
 from cairn.images.remove import RemoveResult, remove_image
 from cairn.images.store import ImageStore
@@ -152,10 +152,8 @@ class ImageService:
 
     def check_push(self, reference: str, auth: str = "") -> None:
         """Refuse a malformed push, or one of an image that is not here, before anything is streamed."""
-        ref = parse_reference(reference)
+        push_source(self.store, parse_reference(reference))
         decode_auth(auth)
-        if self.store.by_reference(ref) is None:
-            raise NotFoundError(f"No such image: {ref.familiar() if ref.tag else repo_tag(ref)}")
 
     def pull(
         self,

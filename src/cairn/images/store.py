@@ -251,9 +251,6 @@ class ImageStore:
         """Tags first, then digest references, each sorted by name."""
         return [reference_of(row) for row in self.catalog.refs_of(str(image_id))]
 
-    def reference_rows(self, image_id: Digest) -> list[ImageRefRow]:
-        return self.catalog.refs_of(str(image_id))
-
     def all_reference_rows(self) -> list[ImageRefRow]:
         return self.catalog.all_refs()
 
@@ -265,9 +262,6 @@ class ImageStore:
     def delete_reference(self, ref: Reference) -> bool:
         name, _ = _ref_name(ref)
         return self.catalog.delete_ref(name)
-
-    def repository_references(self, repository: str, kind: str) -> list[Reference]:
-        return [reference_of(row) for row in self.catalog.refs_in_repository(repository, kind)]
 
     def chain_in_use(self, chain_id: Digest, besides: Digest) -> bool:
         return self.catalog.chain_in_use(str(chain_id), str(besides))

@@ -128,10 +128,6 @@ class ImagesCatalog:
     def children(self, image_id: str) -> list[str]:
         return [row[0] for row in self._db.query("SELECT id FROM images WHERE parent = ?", (image_id,))]
 
-    def parents(self) -> dict[str, str]:
-        """``child id -> parent id`` for every image that has a parent."""
-        return dict(self._db.query("SELECT id, parent FROM images WHERE parent IS NOT NULL"))
-
     def chain_in_use(self, chain_id: str, besides: str) -> bool:
         rows = self._db.query(
             "SELECT 1 FROM image_layers WHERE chain_id = ? AND image_id <> ? LIMIT 1", (chain_id, besides)
@@ -152,10 +148,6 @@ class ImagesCatalog:
             ):
                 found.setdefault(row[0], ImageLayerRow(*row))
         return found
-
-    def blobs_of(self, image_id: str) -> list[str]:
-        return [row[0] for row in self._db.query(
-            "SELECT digest FROM image_blobs WHERE image_id = ? ORDER BY digest", (image_id,))]
 
     # -- references --------------------------------------------------------------
     @staticmethod
@@ -183,13 +175,6 @@ class ImagesCatalog:
 
     def all_refs(self) -> list[ImageRefRow]:
         rows = self._db.query(f"SELECT {_REF_COLUMNS} FROM image_refs ORDER BY kind DESC, name")
-        return [_ref(row) for row in rows]
-
-    def refs_in_repository(self, repository: str, kind: str) -> list[ImageRefRow]:
-        rows = self._db.query(
-            f"SELECT {_REF_COLUMNS} FROM image_refs WHERE repository = ? AND kind = ? ORDER BY name",
-            (repository, kind),
-        )
         return [_ref(row) for row in rows]
 
     def delete_ref(self, name: str) -> bool:

@@ -29,7 +29,7 @@ from pathlib import Path
 from cairn.core.errors import CancelledError, InvalidArgumentError
 from cairn.images.build.ignore import IgnoreMatcher
 from cairn.images.build.ownership import Ownership
-from cairn.images.build.paths import clean_member_name
+from cairn.images.build.paths import clean_member_name, remove_path
 
 __all__ = ["ChunkReader", "apply_dockerignore", "receive_context"]
 
@@ -83,17 +83,6 @@ def _parent_is_safe(root: Path, relative: str, name: str) -> Path:
     return root / relative
 
 
-def _remove_existing(path: Path) -> None:
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
-
-
 def receive_context(
     chunks: Iterable[bytes], dest: Path, *, ownership: Ownership | None = None,
     cancelled: Callable[[], bool] = lambda: False,
@@ -141,13 +130,13 @@ def _extract_member(
         try:
             info = os.lstat(path)
             if not stat.S_ISDIR(info.st_mode):
-                _remove_existing(path)
+                remove_path(path)
                 os.mkdir(path, 0o755)
         except FileNotFoundError:
             os.mkdir(path, 0o755)
         directories.append((path, member.mtime, mode))
         return
-    _remove_existing(path)
+    remove_path(path)
     if member.issym():
         os.symlink(member.linkname, path)
         os.utime(path, (member.mtime, member.mtime), follow_symlinks=False)

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
 import stat
 from pathlib import Path
 
 from cairn.core.errors import InvalidArgumentError
 
-__all__ = ["clean_member_name", "in_root_relative", "resolve_in_root"]
+__all__ = ["clean_member_name", "in_root_relative", "remove_path", "resolve_in_root"]
 
 _MAX_LINKS = 40
 
@@ -83,3 +84,15 @@ def resolve_in_root(root: Path, path: str, *, follow_final: bool = False) -> Pat
             continue
         resolved.append(part)
     return root.joinpath(*resolved)
+
+
+def remove_path(path: Path) -> None:
+    """Remove whatever is at ``path`` (a tree, a file, a symlink itself); nothing there is fine."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)

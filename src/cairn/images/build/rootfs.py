@@ -33,7 +33,7 @@ from cairn.core.content.store import ReaderAt
 from cairn.core.errors import CancelledError, InvalidArgumentError, UnimplementedError
 from cairn.images import layers as layer_codecs
 from cairn.images.build.ownership import Ownership
-from cairn.images.build.paths import clean_member_name, resolve_in_root
+from cairn.images.build.paths import clean_member_name, remove_path, resolve_in_root
 from cairn.images.model import LayerRecord
 
 __all__ = ["ReaderAtFile", "open_layer_tar", "unpack_layer", "unpack_layers"]
@@ -92,14 +92,7 @@ def open_layer_tar(reader: ReaderAt, what: str) -> Iterator[tarfile.TarFile]:
 
 
 def _remove(path: Path, ownership: Ownership) -> None:
-    try:
-        info = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(info.st_mode):
-        shutil.rmtree(path)
-    else:
-        os.unlink(path)
+    remove_path(path)
     ownership.forget(path)
 
 
