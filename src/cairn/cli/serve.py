@@ -17,8 +17,20 @@ __all__ = ["serve_command"]
 @click.option("--grpc-addr", metavar="HOST:PORT", help="gRPC listener [CAIRN_GRPC_ADDR; 127.0.0.1:8888]")
 @click.option("--socket", type=click.Path(path_type=Path), help="gRPC unix socket [CAIRN_SOCKET; <data-dir>/cairn.sock]")
 @click.option("--config", type=click.Path(path_type=Path), help="TOML config file [CAIRN_CONFIG]")
-@click.option("--content-url", help="Content backend URL [CAIRN_CONTENT_URL; file://<data-dir>/content]")
-@click.option("--catalog-url", help="Catalog URL [CAIRN_CATALOG_URL; sqlite://<data-dir>/cairn.db]")
+@click.option(
+    "--content",
+    "--content-url",
+    "content_url",
+    metavar="URL",
+    help="Content backend: file:///path or s3://bucket/prefix?endpoint=... [CAIRN_CONTENT_URL; file://<data-dir>/content]",
+)
+@click.option(
+    "--catalog",
+    "--catalog-url",
+    "catalog_url",
+    metavar="URL",
+    help="Catalog: sqlite:///path or postgresql://user@host/db [CAIRN_CATALOG_URL; sqlite://<data-dir>/cairn.db]",
+)
 @click.option("--grpc-workers", type=int, help="gRPC worker threads [CAIRN_GRPC_WORKERS; 32]")
 @click.option("--grpc-cpus", metavar="CPUS", help="CPUs for gRPC's threads: auto (one), all, or e.g. 0-1 [CAIRN_GRPC_CPUS; auto]")
 @click.option("--registry-namespace", help="containerd namespace of registry content [CAIRN_REGISTRY_NAMESPACE; registry]")

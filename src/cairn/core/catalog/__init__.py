@@ -3,7 +3,8 @@
 Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db`` or
 ``postgresql://user@host/dbname``);
 each area of cairn has its own query class over the shared engine
-(``catalog.content`` for the content store, ``catalog.registry`` for the
+(``catalog.content`` for the content store, ``catalog.ingest_uploads`` for
+its ingests in an object store, ``catalog.registry`` for the
 OCI registry, ``catalog.images`` for the image service, ``catalog.syncs`` for Directory
 syncs, ``catalog.warg`` for the Warg registry).
 """
@@ -13,9 +14,11 @@ from __future__ import annotations
 from contextlib import AbstractContextManager, nullcontext
 from urllib.parse import urlsplit
 
+from cairn.core.catalog.claims import Claims, LocalClaims
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Database, Transaction
 from cairn.core.catalog.images import ImageLayerRow, ImageRefRow, ImageRow, ImagesCatalog
+from cairn.core.catalog.ingest_uploads import IngestUpload, IngestUploadCatalog, UploadPiece
 from cairn.core.catalog.migrations import apply_migrations
 from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.catalog.sqlite import SqliteDatabase
@@ -26,6 +29,7 @@ from cairn.core.errors import InvalidArgumentError
 __all__ = [
     "BlobRow",
     "Catalog",
+    "Claims",
     "CheckpointRow",
     "ContentCatalog",
     "Database",
@@ -34,10 +38,14 @@ __all__ = [
     "ImageRow",
     "ImagesCatalog",
     "IngestRow",
+    "IngestUpload",
+    "IngestUploadCatalog",
+    "LocalClaims",
     "ManifestRow",
     "RegistryCatalog",
     "SyncCatalog",
     "SyncRow",
+    "UploadPiece",
     "Transaction",
     "WargCatalog",
     "WargLogRow",
@@ -51,7 +59,9 @@ class Catalog:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.claims = db.claims
         self.content = ContentCatalog(db)
+        self.ingest_uploads = IngestUploadCatalog(db)
         self.registry = RegistryCatalog(db)
         self.images = ImagesCatalog(db)
         self.syncs = SyncCatalog(db)

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from cairn.core.catalog.claims import Claims
+
 __all__ = ["Database", "Row", "Transaction"]
 
 Row = tuple[Any, ...]
@@ -37,6 +39,8 @@ class Database(Protocol):
     """
 
     url: str
+    #: exclusive holds this process takes on work that replicas must not do twice
+    claims: Claims
 
     def transaction(self, *, durable: bool = True) -> AbstractContextManager[Transaction]:
         """One atomic unit. ``durable=False`` may return before the commit is on disk.

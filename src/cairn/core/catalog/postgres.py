@@ -51,7 +51,9 @@ import psycopg
 from psycopg import errors as pgerrors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from cairn.core.catalog.claims import Claims
 from cairn.core.catalog.database import Row
+from cairn.core.catalog.postgres_claims import SessionClaims
 from cairn.core.errors import (
     AlreadyExistsError,
     CairnError,
@@ -161,6 +163,7 @@ class PostgresDatabase:
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 16) -> None:
         self.url = _redacted(url)
+        self.claims: Claims = SessionClaims(url, self.url)
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
             min_size=min_size,
@@ -271,4 +274,5 @@ class PostgresDatabase:
                     pass  # a lost connection released the lock with it
 
     def close(self) -> None:
+        self.claims.close()
         self._pool.close()

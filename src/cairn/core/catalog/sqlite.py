@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from cairn.core.catalog.claims import Claims, LocalClaims
 from cairn.core.catalog.database import Row
 from cairn.core.errors import (
     AlreadyExistsError,
@@ -61,6 +62,7 @@ class SqliteDatabase:
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
         self.url = f"sqlite://{Path(path).resolve()}"
+        self.claims: Claims = LocalClaims()  # the data directory lock makes this process the only user
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()

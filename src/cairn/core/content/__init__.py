@@ -52,19 +52,28 @@ __all__ = [
 ]
 
 
-def open_backend(url: str) -> BlobBackend:
+def open_backend(url: str, catalog: Catalog) -> BlobBackend:
+    """The backend at ``url``: ``file:///path`` or ``s3://bucket/prefix?endpoint=...``.
+
+    An S3 backend keeps its ingests' state in ``catalog`` (any replica resumes them).
+    """
     parts = urlsplit(url)
     if parts.scheme == "file":
         if not parts.path:
             raise InvalidArgumentError(f"content URL {url!r} names no directory")
         return LocalBackend(parts.path)
+    if parts.scheme == "s3":
+        # Imported here: boto3 costs ~200 ms at start-up, and the embedded default never needs it.
+        from cairn.core.content.s3 import S3Backend, S3Location
+
+        return S3Backend(S3Location.parse(url), catalog.ingest_uploads)
     raise InvalidArgumentError(
-        f"content URL {url!r}: unsupported scheme {parts.scheme!r} (use file:///path)"
+        f"content URL {url!r}: unsupported scheme {parts.scheme!r} (use file:///path or s3://bucket/prefix)"
     )
 
 
 def open_content_store(url: str, catalog: Catalog) -> NamespacedStore:
     """Open the store, removing ingest leftovers of a crash."""
-    store = NamespacedStore(open_backend(url), catalog.content)
+    store = NamespacedStore(open_backend(url, catalog), catalog.content, catalog.claims)
     store.recover()
     return store

@@ -3,8 +3,8 @@
 A backend knows nothing of namespaces, labels or refs; those belong to the
 catalog and to :mod:`cairn.core.content.namespaced`, which composes a backend
 with the catalog into a :class:`~cairn.core.content.store.ContentStore`. The
-local-disk backend is :mod:`cairn.core.content.local`; an S3-compatible one
-implements the same two protocols.
+local-disk backend is :mod:`cairn.core.content.local`; the S3-compatible one,
+:mod:`cairn.core.content.s3`, implements the same two protocols.
 """
 
 from __future__ import annotations
@@ -71,10 +71,12 @@ class BlobBackend(Protocol):
         """Create empty, durable data for a new ingest ``key``."""
         ...
 
-    def open_ingest(self, key: str, algorithm: str) -> IngestData:
+    def open_ingest(self, key: str, algorithm: str, expected: Digest | None = None) -> IngestData:
         """Open ingest ``key`` for appending, hashing with ``algorithm``.
 
-        Creates empty data if none exists (an ingest row whose data was lost).
+        ``expected`` is the digest the client announced, if any (an object store
+        uploads straight to that blob's key). Creates empty data if none exists
+        (an ingest row whose data was lost).
         """
         ...
 

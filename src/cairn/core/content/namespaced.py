@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
+from cairn.core.catalog.claims import Claims
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Transaction
 from cairn.core.content.backend import BlobBackend
@@ -43,10 +44,10 @@ def _info(row: BlobRow) -> Info:
 class NamespacedStore:
     """A :class:`~cairn.core.content.store.ContentStore` over a backend and the catalog."""
 
-    def __init__(self, backend: BlobBackend, catalog: ContentCatalog) -> None:
+    def __init__(self, backend: BlobBackend, catalog: ContentCatalog, claims: Claims | None = None) -> None:
         self.backend = backend
         self._catalog = catalog
-        self._locks = RefLocks()
+        self._locks = RefLocks(claims)
 
     # -- lifecycle -----------------------------------------------------------
     def recover(self) -> int:

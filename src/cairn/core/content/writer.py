@@ -50,7 +50,7 @@ class IngestWriter:
         self._total = row.total
         self._expected = Digest.parse(row.expected) if row.expected else None
         self._algorithm = self._expected.algorithm if self._expected else "sha256"
-        self._data: IngestData | None = backend.open_ingest(row.key, self._algorithm)
+        self._data: IngestData | None = backend.open_ingest(row.key, self._algorithm, self._expected)
         self._updated_at = max(backend.ingest_updated_at(row.key) or 0, row.started_at)
         self._done = False
         self._wrote = False

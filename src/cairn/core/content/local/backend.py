@@ -127,7 +127,7 @@ class LocalBackend:
         except OSError as exc:
             raise translate_os_error(exc, f"ingest {description}") from exc
 
-    def open_ingest(self, key: str, algorithm: str) -> LocalIngestData:
+    def open_ingest(self, key: str, algorithm: str, expected: Digest | None = None) -> LocalIngestData:
         folder = self._ingest_dir(key)
         os.makedirs(folder, exist_ok=True)
         return LocalIngestData(

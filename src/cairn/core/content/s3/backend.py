@@ -1,0 +1,153 @@
+"""Blob bytes in an S3-compatible object store, so several replicas share one content store.
+
+Layout under the URL's prefix: ``blobs/<algorithm>/<hex>`` for committed blobs
+(immutable: a key is written once, with verified bytes) and
+``ingests/<key>/...`` for ingest data in progress (:mod:`.ingest`). Which
+namespace sees which blob is the catalog's business, as with the local disk.
+
+Object stores acknowledge a PUT or a completed upload only once it is durable,
+so there is no fsync step; a blob is visible to cairn only after its catalog
+row is committed, which happens after the store acknowledged it
+(ARCHITECTURE.md principle 5).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import botocore.exceptions
+
+from cairn.core.catalog.ingest_uploads import IngestUploadCatalog
+from cairn.core.content.s3 import hashstate
+from cairn.core.content.s3.client import S3Location, error_code, translate
+from cairn.core.content.s3.ingest import S3IngestData, blob_key, remove_ingest_objects
+from cairn.core.content.s3.reader import S3Reader
+from cairn.core.digest import ALGORITHMS, Digest
+from cairn.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+
+__all__ = ["S3Backend"]
+
+log = logging.getLogger(__name__)
+
+#: Worker threads uploading ingest parts (one part in flight per ingest) and small blob groups.
+UPLOAD_THREADS = 16
+_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
+class S3Backend:
+    """A :class:`~cairn.core.content.backend.BlobBackend` over one bucket and prefix.
+
+    Raises FailedPreconditionError at construction when the bucket does not exist
+    and UnavailableError when the store cannot be reached.
+    """
+
+    def __init__(self, location: S3Location, uploads: IngestUploadCatalog) -> None:
+        if not hashstate.available():
+            raise FailedPreconditionError(
+                "the S3 content store needs OpenSSL's libcrypto for resumable ingest hashes; none was found"
+            )
+        self.location = location
+        self._uploads = uploads
+        self._client: Any = location.client()
+        self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-upload")
+        self._check_bucket()
+
+    def _check_bucket(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self.location.bucket)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchBucket", "NotFound"):
+                raise FailedPreconditionError(
+                    f"content store {self.location}: bucket {self.location.bucket!r} does not exist; create it first"
+                ) from exc
+            raise translate(exc, self.location, "opening the content store") from exc
+        except _ERRORS as exc:
+            raise translate(exc, self.location, "opening the content store") from exc
+
+    # -- blobs ---------------------------------------------------------------------
+    def blob_size(self, digest: Digest) -> int | None:
+        try:
+            head = self._client.head_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest))
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise translate(exc, self.location, f"blob {digest}") from exc
+        except _ERRORS as exc:
+            raise translate(exc, self.location, f"blob {digest}") from exc
+        return int(head["ContentLength"])
+
+    def open_blob(self, digest: Digest) -> S3Reader:
+        size = self.blob_size(digest)
+        if size is None:
+            raise NotFoundError(f"blob {digest} not found in content storage")
+        return S3Reader(self._client, self.location, blob_key(self.location, digest), size, f"blob {digest}")
+
+    def put_blobs(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
+        # Content-addressed keys: writing bytes that are already there changes nothing, so no
+        # HEAD first. Several blobs go up in parallel; each is durable once its PUT returns.
+        def put(item: tuple[Digest, bytes]) -> None:
+            digest, data = item
+            try:
+                self._client.put_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest), Body=data)
+            except _ERRORS as exc:
+                raise translate(exc, self.location, f"blob {digest}") from exc
+
+        unique = list({str(d): (d, data) for d, data in blobs}.values())
+        if len(unique) == 1:
+            put(unique[0])
+            return
+        for future in [self._pool.submit(put, item) for item in unique]:
+            future.result()
+
+    def remove_blob(self, digest: Digest) -> None:
+        try:
+            self._client.delete_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest))
+        except _ERRORS as exc:
+            raise translate(exc, self.location, f"blob {digest}") from exc
+
+    def iter_blobs(self) -> Iterator[Digest]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for algorithm in sorted(ALGORITHMS):
+            prefix = self.location.key("blobs", algorithm) + "/"
+            try:
+                for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                    for item in page.get("Contents", []):
+                        name = str(item["Key"])[len(prefix) :]
+                        try:
+                            yield Digest(algorithm, name)
+                        except InvalidArgumentError:
+                            log.warning("ignoring stray object %s%s", prefix, name)
+            except _ERRORS as exc:
+                raise translate(exc, self.location, "listing blobs") from exc
+
+    # -- ingests -------------------------------------------------------------------
+    def create_ingest(self, key: str, description: str) -> None:
+        # Nothing to create: the first write records the ingest's state (ingest_uploads),
+        # after the content_ingests row exists, so start-up recovery on another replica
+        # never mistakes a new ingest for a leftover.
+        pass
+
+    def open_ingest(self, key: str, algorithm: str, expected: Digest | None = None) -> S3IngestData:
+        return S3IngestData(self._client, self.location, self._uploads, self._pool, key, algorithm, expected)
+
+    def ingest_size(self, key: str) -> int:
+        return self._uploads.size(key)[0]
+
+    def ingest_updated_at(self, key: str) -> int | None:
+        return self._uploads.size(key)[1]
+
+    def remove_ingest(self, key: str) -> None:
+        state = self._uploads.get(key)
+        if state is None:
+            return
+        remove_ingest_objects(self._client, self.location, key, state.upload_id, state.target, state.tails)
+        self._uploads.delete(key)
+
+    def ingest_keys(self) -> set[str]:
+        return self._uploads.keys()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
