@@ -1,6 +1,10 @@
-"""The content store contract, run against every backend (local disk so far).
+"""The content store contract, run against every backend.
 
-A new backend is one more entry in the ``store`` fixture's params; every case
+``local`` is the embedded default (SQLite + local disk); ``scaled`` is PostgreSQL + an
+S3 bucket on a real ``rclone serve s3``, with the smallest part size S3 allows. Each
+call of ``make_store`` opens another store on the same catalog and bucket, with a
+connection of its own: a second replica, or the same one after a restart.
+A new backend is one more entry in the ``make_store`` fixture's params; every case
 here must then pass for it unchanged.
 """
 
@@ -17,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cairn.core.catalog import open_catalog
+from cairn.core.catalog import Catalog, open_catalog
 from cairn.core.content import NamespacedStore, open_content_store
 from cairn.core.digest import Digest
 from cairn.core.errors import (
@@ -30,6 +34,9 @@ from cairn.core.errors import (
     UnavailableError,
 )
 
+from tests.postgres import PostgresServer, postgres_server  # noqa: F401
+from tests.s3 import S3Server, s3_server  # noqa: F401
+
 StoreFactory = Callable[[], NamespacedStore]
 
 
@@ -38,18 +45,38 @@ def local_store(root: Path) -> NamespacedStore:
     return open_content_store(f"file://{root}/content", catalog)
 
 
-@pytest.fixture(params=["local"])
+#: S3's smallest part, so multipart behaviour shows with small test data.
+PART_SIZE = 5 << 20
+
+
+def backend_urls(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(catalog URL, content URL) of a fresh, empty store of ``kind``."""
+    if kind == "local":
+        return f"sqlite://{tmp_path}/cairn.db", f"file://{tmp_path}/content"
+    postgres: PostgresServer = request.getfixturevalue("postgres_server")
+    s3: S3Server = request.getfixturevalue("s3_server")
+    monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
+    for name, value in s3.env().items():
+        monkeypatch.setenv(name, value)
+    content = s3.content_url(s3.new_bucket()) + f"&part_size={PART_SIZE}"
+    return postgres.create_database(), content
+
+
+@pytest.fixture(params=["local", "scaled"])
 def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
-    opened: list[NamespacedStore] = []
+    catalog_url, content_url = backend_urls(request.param, request, tmp_path)
+    opened: list[tuple[NamespacedStore, Catalog]] = []
 
     def factory() -> NamespacedStore:
-        store = local_store(tmp_path)
-        opened.append(store)
+        catalog = open_catalog(catalog_url)
+        store = open_content_store(content_url, catalog)
+        opened.append((store, catalog))
         return store
 
     yield factory
-    for store in opened:
+    for store, catalog in opened:
         store.close()
+        catalog.close()
 
 
 @pytest.fixture

@@ -40,6 +40,8 @@ __all__ = ["S3IngestData", "staging_key", "tail_key"]
 
 log = logging.getLogger(__name__)
 
+#: The largest object one CopyObject request may copy (S3's limit).
+MAX_COPY_OBJECT = 5 << 30
 _ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
@@ -252,13 +254,19 @@ class S3IngestData:
                 self._upload_part(last, start, number)
             self._complete()
             if self._target != final:
-                self._client.copy(
-                    {"Bucket": self._location.bucket, "Key": self._target}, self._location.bucket, final
-                )
+                self._copy(self._target, final)
                 self._client.delete_object(Bucket=self._location.bucket, Key=self._target)
             self._closed = True
         except _ERRORS as exc:
             raise translate(exc, self._location, what) from exc
+
+    def _copy(self, source: str, target: str) -> None:
+        """Copy inside the store: one CopyObject up to S3's 5 GiB limit, a multipart copy above."""
+        bucket = self._location.bucket
+        if self._parts_end <= MAX_COPY_OBJECT:
+            self._client.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source})
+        else:
+            self._client.copy({"Bucket": bucket, "Key": source}, bucket, target)
 
     def _complete(self) -> None:
         parts = [{"PartNumber": p.part_number, "ETag": p.etag} for p in self._parts]
