@@ -33,9 +33,8 @@ from cairn.core.errors import (
     ResourceExhaustedError,
     UnavailableError,
 )
-
-from tests.postgres import PostgresServer, postgres_server  # noqa: F401
-from tests.s3 import S3Server, s3_server  # noqa: F401
+from tests.postgres import PostgresServer
+from tests.s3 import S3Server
 
 StoreFactory = Callable[[], NamespacedStore]
 
