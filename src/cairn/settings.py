@@ -103,6 +103,8 @@ class Settings:
     access_file: Path | None = None
     #: lifetime of tokens issued by ``/token``, in seconds
     token_ttl_seconds: int = 300
+    #: the key that signs ``/token`` tokens; default ``<data_dir>/token.key``, created on first start
+    token_key_file: Path | None = None
     #: registry repository the Directory store keeps records in
     directory_repository: str = "dir"
     #: this node's id, sent to remote nodes when asking for registry credentials
@@ -142,6 +144,10 @@ class Settings:
     def registry_url(self) -> str:
         """Where remote nodes reach this node's OCI registry (handed out for sync)."""
         return self.advertise_url or f"http://{self.http_addr}"
+
+    @property
+    def token_key_path(self) -> Path:
+        return self.token_key_file or self.data_dir / "token.key"
 
     @property
     def warg_key_path(self) -> Path:
@@ -237,7 +243,7 @@ class Settings:
             if name in ("data_dir",):
                 values[name] = Path(value)
             elif name in ("socket", "config", "users_file", "access_file", "warg_operator_key_file",
-                          "image_auth_file"):
+                          "image_auth_file", "token_key_file"):
                 values[name] = Path(value) if value else None
             elif name == "http_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--http-addr")

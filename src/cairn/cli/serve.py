@@ -43,6 +43,11 @@ __all__ = ["serve_command"]
 )
 @click.option("--access-file", type=click.Path(path_type=Path), help="TOML per-repository access rules [CAIRN_ACCESS_FILE]")
 @click.option("--token-ttl-seconds", type=int, help="Lifetime of /token tokens [CAIRN_TOKEN_TTL_SECONDS; 300]")
+@click.option(
+    "--token-key-file",
+    type=click.Path(path_type=Path),
+    help="Key signing /token tokens; replicas share one [CAIRN_TOKEN_KEY_FILE; <data-dir>/token.key]",
+)
 @click.option("--directory-repository", help="Registry repository of Directory records [CAIRN_DIRECTORY_REPOSITORY; dir]")
 @click.option("--node-id", help="This node's id for Directory sync [CAIRN_NODE_ID; cairn://<host>/<grpc-addr>]")
 @click.option(
