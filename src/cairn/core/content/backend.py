@@ -51,8 +51,12 @@ class IngestData(Protocol):
 class BlobBackend(Protocol):
     def blob_size(self, digest: Digest) -> int | None: ...
 
-    def open_blob(self, digest: Digest) -> ReaderAt:
-        """NotFoundError if the backend does not hold ``digest``."""
+    def open_blob(self, digest: Digest, size: int | None = None) -> ReaderAt:
+        """NotFoundError if the backend does not hold ``digest``.
+
+        ``size`` is the blob's size when the caller knows it (the catalog does), which
+        spares a remote backend a round trip.
+        """
         ...
 
     def put_blobs(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:

@@ -65,9 +65,10 @@ class NamespacedStore:
     # -- Provider --------------------------------------------------------------
     def reader_at(self, namespace: str, digest: Digest) -> ReaderAt:
         validate_namespace(namespace)
-        if self._catalog.blob_size(namespace, str(digest)) is None:
+        size = self._catalog.blob_size(namespace, str(digest))
+        if size is None:
             raise self._not_found(namespace, digest)
-        return self.backend.open_blob(digest)
+        return self.backend.open_blob(digest, size)
 
     # -- Manager ---------------------------------------------------------------
     def info(self, namespace: str, digest: Digest) -> Info:

@@ -56,7 +56,7 @@ class LocalBackend:
         except FileNotFoundError:
             return None
 
-    def open_blob(self, digest: Digest) -> FileReader:
+    def open_blob(self, digest: Digest, size: int | None = None) -> FileReader:
         try:
             return FileReader(self.blob_path(digest))
         except FileNotFoundError:

@@ -8,7 +8,8 @@ namespace sees which blob is the catalog's business, as with the local disk.
 Object stores acknowledge a PUT or a completed upload only once it is durable,
 so there is no fsync step; a blob is visible to cairn only after its catalog
 row is committed, which happens after the store acknowledged it
-(ARCHITECTURE.md principle 5).
+(ARCHITECTURE.md principle 5). Small blobs are kept in memory once read or
+written (:mod:`.cache`): they are immutable, so a copy is never stale.
 """
 
 from __future__ import annotations
@@ -22,11 +23,12 @@ import botocore.exceptions
 
 from cairn.core.catalog.ingest_uploads import IngestUploadCatalog
 from cairn.core.content.s3 import hashstate
+from cairn.core.content.s3.cache import SmallBlobCache
 from cairn.core.content.s3.client import S3Location, error_code, translate
 from cairn.core.content.s3.ingest import S3IngestData, blob_key, remove_ingest_objects
-from cairn.core.content.s3.reader import S3Reader
+from cairn.core.content.s3.reader import MemoryReader, S3Reader
 from cairn.core.digest import ALGORITHMS, Digest
-from cairn.core.errors import FailedPreconditionError, InvalidArgumentError, NotFoundError
+from cairn.core.errors import DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 
 __all__ = ["S3Backend"]
 
@@ -53,6 +55,7 @@ class S3Backend:
         self._uploads = uploads
         self._client: Any = location.client()
         self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-upload")
+        self._cache = SmallBlobCache()
         self._check_bucket()
 
     def _check_bucket(self) -> None:
@@ -79,11 +82,33 @@ class S3Backend:
             raise translate(exc, self.location, f"blob {digest}") from exc
         return int(head["ContentLength"])
 
-    def open_blob(self, digest: Digest) -> S3Reader:
-        size = self.blob_size(digest)
+    def open_blob(self, digest: Digest, size: int | None = None) -> S3Reader | MemoryReader:
+        cached = self._cache.get(str(digest))
+        if cached is not None:
+            return MemoryReader(cached)
         if size is None:
-            raise NotFoundError(f"blob {digest} not found in content storage")
-        return S3Reader(self._client, self.location, blob_key(self.location, digest), size, f"blob {digest}")
+            size = self.blob_size(digest)
+            if size is None:
+                raise NotFoundError(f"blob {digest} not found in content storage")
+        key = blob_key(self.location, digest)
+        if size <= self._cache.item_limit:
+            data = self._get_whole(key, digest, size)
+            self._cache.put(str(digest), data)
+            return MemoryReader(data)
+        return S3Reader(self._client, self.location, key, size, f"blob {digest}")
+
+    def _get_whole(self, key: str, digest: Digest, size: int) -> bytes:
+        try:
+            data: bytes = self._client.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise NotFoundError(f"blob {digest} not found in content storage") from exc
+            raise translate(exc, self.location, f"blob {digest}") from exc
+        except _ERRORS as exc:
+            raise translate(exc, self.location, f"blob {digest}") from exc
+        if len(data) != size:
+            raise DataLossError(f"blob {digest}: content store {self.location} holds {len(data)} bytes, not {size}")
+        return data
 
     def put_blobs(self, blobs: Sequence[tuple[Digest, bytes]]) -> None:
         # Content-addressed keys: writing bytes that are already there changes nothing, so no
@@ -94,6 +119,7 @@ class S3Backend:
                 self._client.put_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest), Body=data)
             except _ERRORS as exc:
                 raise translate(exc, self.location, f"blob {digest}") from exc
+            self._cache.put(str(digest), data)
 
         unique = list({str(d): (d, data) for d, data in blobs}.values())
         if len(unique) == 1:
@@ -103,6 +129,7 @@ class S3Backend:
             future.result()
 
     def remove_blob(self, digest: Digest) -> None:
+        self._cache.drop(str(digest))
         try:
             self._client.delete_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest))
         except _ERRORS as exc:

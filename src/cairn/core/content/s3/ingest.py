@@ -253,9 +253,10 @@ class S3IngestData:
                 self._parts_end += len(last)
                 self._upload_part(last, start, number)
             self._complete()
-            if self._target != final:
-                self._copy(self._target, final)
-                self._client.delete_object(Bucket=self._location.bucket, Key=self._target)
+            staged = self._target
+            if staged is not None and staged != final:
+                self._copy(staged, final)
+                self._client.delete_object(Bucket=self._location.bucket, Key=staged)
             self._closed = True
         except _ERRORS as exc:
             raise translate(exc, self._location, what) from exc

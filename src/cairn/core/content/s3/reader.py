@@ -19,7 +19,7 @@ import urllib3.exceptions
 from cairn.core.content.s3.client import S3Location, translate
 from cairn.core.errors import DataLossError, OutOfRangeError
 
-__all__ = ["S3Reader"]
+__all__ = ["MemoryReader", "S3Reader"]
 
 _STREAM_ERRORS = (
     botocore.exceptions.BotoCoreError,
@@ -111,3 +111,32 @@ class S3Reader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class MemoryReader:
+    """A :class:`~cairn.core.content.store.ReaderAt` over a blob already in memory."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    @property
+    def size(self) -> int:
+        return len(self._data)
+
+    @property
+    def path(self) -> None:
+        return None
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        if offset < 0 or offset > len(self._data):
+            raise OutOfRangeError(f"read past object length {len(self._data)} bytes")
+        return self._data[offset : offset + length]
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
