@@ -121,7 +121,7 @@ def serve(settings: Settings) -> None:
             open_auth(
                 settings.users_file,
                 settings.access_file,
-                settings.data_dir / "token.key",
+                settings.token_key_path,
                 settings.token_ttl_seconds,
             )
             if settings.users_file is not None
@@ -132,6 +132,7 @@ def serve(settings: Settings) -> None:
             Replicator(registry, settings.directory_repository),
             grpc_negotiator(settings.directory_node_id),
             poll_seconds=settings.sync_poll_seconds,
+            claims=catalog.claims,
         )
         credentials = SyncCredentials(
             core_auth, settings.registry_url, settings.directory_repository, settings.sync_allowed_nodes
@@ -214,6 +215,7 @@ def _open_warg(settings: Settings, catalog: Catalog, store: ContentStore) -> War
             wasm_only=settings.warg_wasm_only,
             upload_max_bytes=settings.warg_upload_max_bytes,
         ),
+        claims=catalog.claims,
     )
     warg.initialise(settings.warg_namespace_list, settings.warg_imports)
     return warg

@@ -24,6 +24,21 @@ until CreateSync is called again with the same URL and mode, which re-arms it
 (PENDING, same id); CreateSync does the same for a FAILED mirror, retrying it
 at once. Replicated data is never removed by DeleteSync.
 
+Replicas: several ``cairn serve`` processes on one catalog share its syncs
+(ARCHITECTURE.md principle 4), and each sync is run by one of them at a time,
+the one holding the claim ``directory-sync:<id>`` (:mod:`cairn.core.catalog.claims`).
+A scheduler takes the claim of an active sync nobody holds before its first
+pass and keeps it between the passes of a mirror (its backoff and poll
+schedule are that replica's); it gives the claim up when the sync completes,
+fails for good (one-shot), is deleted, and on :meth:`Syncs.stop`. A replica
+that dies loses its claims with its catalog session, and another replica's
+scheduler adopts its syncs at its next look at the rows; a replica that loses
+its catalog connection cancels the passes it can no longer claim. Any replica
+may create, list or delete a sync, but only the owner (or, when nobody owns
+it, whoever claims it) turns DELETE_PENDING into DELETED, so a deletion takes
+effect when the owner next looks (at most :data:`SHARED_TICK_SECONDS`, as it
+looks that often when claims are shared).
+
 This module is not for the wire (the gRPC face) or for copying bytes
 (:mod:`cairn.directory.replication`).
 """
@@ -39,8 +54,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 from urllib.parse import urlsplit
 
+from cairn.core.catalog.claims import Claims, LocalClaims
 from cairn.core.catalog.syncs import SyncCatalog, SyncRow
 from cairn.core.errors import CairnError, InvalidArgumentError, NotFoundError
 from cairn.directory.replication import Cancelled, PassProgress, RegistryAccess, Replicator
@@ -55,6 +72,7 @@ __all__ = [
     "Sync",
     "SyncStatus",
     "Syncs",
+    "claim_name",
     "parse_remote_url",
     "registry_access",
 ]
@@ -74,6 +92,9 @@ OCI_SCHEMES = {"oci+http": "http", "oci+https": "https"}
 MAX_BACKOFF_INTERVALS = 8
 #: Passes of different syncs that run at the same time.
 SYNC_WORKERS = 4
+#: With replicas on one catalog, a scheduler looks at the rows at least this often: syncs created,
+#: re-armed or deleted on another replica, and syncs of a replica that died, do not wake it.
+SHARED_TICK_SECONDS = 5.0
 
 #: Given a remote Directory node URL, ask it for access to its registry (the gRPC face implements it).
 Negotiate = Callable[[str], RegistryAccess]
@@ -90,6 +111,16 @@ class SyncStatus(enum.StrEnum):
 
 _ACTIVE = (SyncStatus.PENDING, SyncStatus.IN_PROGRESS, SyncStatus.FAILED, SyncStatus.DELETE_PENDING)
 _NOT_DELETED = tuple(s for s in SyncStatus if s is not SyncStatus.DELETED)
+
+
+def claim_name(sync_id: str) -> str:
+    """The claim held by the replica that runs sync ``sync_id``."""
+    return f"directory-sync:{sync_id}"
+
+
+def _finished(row: SyncRow) -> bool:
+    """A FAILED one-shot sync: nothing runs it until CreateSync re-arms it (on any replica)."""
+    return row.status == SyncStatus.FAILED and row.mode == MODE_ONCE
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +245,9 @@ class Syncs:
     """The syncs of this node: create, list, get, delete, and the background passes.
 
     :meth:`start` begins the scheduler; :meth:`stop` cancels running passes and
-    waits for them. Every method blocks on the catalog; thread-safe.
+    waits for them. Every method blocks on the catalog; thread-safe. ``claims``
+    are the catalog's (shared with other replicas); None for a node alone on its
+    catalog.
     """
 
     def __init__(
@@ -225,6 +258,7 @@ class Syncs:
         *,
         poll_seconds: float = 30.0,
         workers: int = SYNC_WORKERS,
+        claims: Claims | None = None,
     ) -> None:
         self._catalog = catalog
         self._replicator = replicator
@@ -237,6 +271,8 @@ class Syncs:
         self._running: dict[str, _Run] = {}
         self._due: dict[str, float] = {}  # monotonic time of a sync's next pass (absent: now)
         self._failures: dict[str, int] = {}
+        self._claims: Claims = LocalClaims() if claims is None else claims
+        self._owned: set[str] = set()  # syncs whose claim this scheduler holds
         self._thread: threading.Thread | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -323,6 +359,11 @@ class Syncs:
                     if not self._running:
                         break
                 time.sleep(0.02)
+        # Hand the syncs on to the other replicas (a pass that outlived the wait keeps its claim).
+        with self._lock:
+            idle = [sync_id for sync_id in self._owned if sync_id not in self._running]
+        for sync_id in idle:
+            self._disown(sync_id)
 
     # -- the scheduler ------------------------------------------------------------------
     def _loop(self) -> None:
@@ -338,23 +379,40 @@ class Syncs:
     def _tick(self) -> float:
         """Start what is due; returns seconds until something is due again."""
         now = time.monotonic()
-        wait = self.poll_seconds
-        for row in self._catalog.in_states(_ACTIVE):
+        wait = min(self.poll_seconds, SHARED_TICK_SECONDS) if self._claims.shared else self.poll_seconds
+        rows = self._catalog.in_states(_ACTIVE)
+        for listed in rows:
+            row = listed
             with self._lock:
                 run = self._running.get(row.id)
-            if row.status == SyncStatus.DELETE_PENDING:
-                if run is not None:
+            if run is not None:
+                if row.status == SyncStatus.DELETE_PENDING:
                     run.cancel.set()  # DELETED once the pass has ended (it wakes us)
-                elif self._catalog.transition(row.id, SyncStatus.DELETED, (SyncStatus.DELETE_PENDING,), time.time_ns()):
-                    with self._lock:
-                        self._due.pop(row.id, None)
-                        self._failures.pop(row.id, None)
-                    log.info("sync %s deleted; its mirror of %s stopped (copied data kept)", row.id, row.remote_url)
+                elif not self._claims.holding(claim_name(row.id)):
+                    log.warning("sync %s: claim lost with the catalog connection; stopping its pass", row.id)
+                    run.cancel.set()
                 continue
-            if run is not None or (row.status == SyncStatus.FAILED and row.mode == MODE_ONCE):
+            if _finished(row):
+                self._disown(row.id)
+                continue
+            owned = self._own(row.id)
+            if owned is None:
+                continue  # another replica runs it
+            if owned == "taken":
+                # The row was read before the claim: the previous owner may have changed it since.
+                latest = self._catalog.get(row.id)
+                if latest is None or latest.status not in _ACTIVE or _finished(latest):
+                    self._disown(row.id)
+                    continue
+                row = latest
+            if row.status == SyncStatus.DELETE_PENDING:
+                if self._catalog.transition(row.id, SyncStatus.DELETED, (SyncStatus.DELETE_PENDING,), time.time_ns()):
+                    log.info("sync %s deleted; its mirror of %s stopped (copied data kept)", row.id, row.remote_url)
+                self._disown(row.id)
                 continue
             with self._lock:
-                due = self._due.get(row.id, 0.0)
+                # PENDING: created or re-armed (maybe on another replica): due at once
+                due = 0.0 if row.status == SyncStatus.PENDING else self._due.get(row.id, 0.0)
             if due > now:
                 wait = min(wait, due - now)
                 continue
@@ -363,7 +421,45 @@ class Syncs:
             ):
                 continue
             self._submit(row)
+        active = {row.id for row in rows}
+        with self._lock:  # syncs gone from the active states meanwhile (completed, deleted)
+            gone = [sync_id for sync_id in self._owned if sync_id not in active and sync_id not in self._running]
+        for sync_id in gone:
+            self._disown(sync_id)
         return max(wait, 0.01)
+
+    def _own(self, sync_id: str) -> Literal["kept", "taken"] | None:
+        """Whether this replica runs the sync: it holds the sync's claim (``kept``), takes it now
+        (``taken``), or another replica holds it (None)."""
+        name = claim_name(sync_id)
+        with self._lock:
+            owned = sync_id in self._owned
+        if owned:
+            if self._claims.holding(name):
+                return "kept"
+            log.warning("sync %s: claim lost with the catalog connection; another replica may adopt it", sync_id)
+            self._forget_owned(sync_id)
+        if not self._claims.try_claim(name):
+            return None
+        with self._lock:
+            self._owned.add(sync_id)
+        if self._claims.shared:
+            log.info("sync %s: run by this replica", sync_id)
+        return "taken"
+
+    def _disown(self, sync_id: str) -> None:
+        """Give the sync's claim up, so that any replica may run (or delete) it next."""
+        with self._lock:
+            owned = sync_id in self._owned
+        if owned:
+            self._forget_owned(sync_id)
+            self._claims.release(claim_name(sync_id))
+
+    def _forget_owned(self, sync_id: str) -> None:
+        with self._lock:
+            self._owned.discard(sync_id)
+            self._due.pop(sync_id, None)
+            self._failures.pop(sync_id, None)
 
     def _submit(self, row: SyncRow) -> None:
         pool = self._pool
@@ -448,3 +544,5 @@ class Syncs:
             log.exception("sync %s: could not record the pass's outcome", row.id)
         finally:
             self._forget(row.id, run)
+            if failure is not None and row.mode == MODE_ONCE:
+                self._disown(row.id)  # COMPLETED or FAILED: nothing more to run

@@ -3,7 +3,8 @@
 Some work must be done by one process at a time across every replica of a
 store: writing one content ref (DECISIONS.md content-api 5), appending to the
 Warg log, running one Directory sync. Each such piece of work has a name
-(``content-ref:<namespace>/<ref>``, ``warg-sequencer``, ``directory-sync:<id>``);
+(``content-ref:<namespace>/<ref>``, ``warg-sequencer``, ``warg-initialise``,
+``directory-sync:<id>``);
 a process that wants to do it tries to claim the name and either gets it at
 once or learns that another process holds it. Nobody waits: callers answer
 UNAVAILABLE or try again later.

@@ -49,6 +49,7 @@ class SessionClaims:
         self._mutex = threading.Lock()
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._held: set[str] = set()
+        self._closed = False
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed:
@@ -73,7 +74,7 @@ class SessionClaims:
 
     def try_claim(self, name: str) -> bool:
         with self._mutex:
-            if name in self._held:
+            if name in self._held or self._closed:
                 return False
             try:
                 row = self._connection().execute("SELECT pg_try_advisory_lock(%s)", [claim_key(name)]).fetchone()
@@ -108,7 +109,9 @@ class SessionClaims:
             return True
 
     def close(self) -> None:
+        """Give up every claim for good: a closed catalog claims nothing more."""
         with self._mutex:
+            self._closed = True
             self._held.clear()
             if self._conn is not None:
                 try:

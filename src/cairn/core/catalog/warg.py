@@ -5,7 +5,9 @@ rows mean. Here they are plain rows: hash strings as text, node hashes as raw
 bytes, states as JSON text. The sequencer writes one batch of accepted records,
 their nodes and the checkpoint covering them in one transaction (``*_in``
 methods take that transaction), so a crash leaves either the whole batch or
-none of it. Times are nanoseconds since the epoch.
+none of it; inside it, :meth:`WargCatalog.registry_length_in` and the
+``status = 'queued'`` guards of ``accept_in``/``reject_in`` let it check that no
+other replica's sequencer moved the log since the batch began. Times are nanoseconds since the epoch.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ _RECORD = (
     "registry_index, queued_seq, created_at"
 )
 _CHECKPOINT = "log_length, log_root, map_root, timestamp, key_id, signature"
+_LENGTH = "SELECT MAX(registry_index) FROM warg_records"
 
 
 def _record(row: Row) -> WargRecordRow:
@@ -220,19 +223,32 @@ class WargCatalog:
         )
         return [_record(row) for row in rows]
 
-    @staticmethod
-    def accept_in(tx: Transaction, log_id: str, record_id: str, registry_index: int) -> None:
-        tx.execute(
-            "UPDATE warg_records SET status = 'accepted', registry_index = ? WHERE log_id = ? AND record_id = ?",
-            (registry_index, log_id, record_id),
+    def has_queued(self, log_id: str) -> bool:
+        """Whether a record of ``log_id`` waits for the sequencer."""
+        rows = self._db.query(
+            "SELECT 1 FROM warg_records WHERE log_id = ? AND status = 'queued' LIMIT 1", (log_id,)
         )
+        return bool(rows)
 
     @staticmethod
-    def reject_in(tx: Transaction, log_id: str, record_id: str, reason: str) -> None:
-        tx.execute(
-            "UPDATE warg_records SET status = 'rejected', reason = ? WHERE log_id = ? AND record_id = ?",
+    def accept_in(tx: Transaction, log_id: str, record_id: str, registry_index: int) -> bool:
+        """Accept a still queued record at ``registry_index``; False if it is no longer queued."""
+        changed = tx.execute(
+            "UPDATE warg_records SET status = 'accepted', registry_index = ? "
+            "WHERE log_id = ? AND record_id = ? AND status = 'queued'",
+            (registry_index, log_id, record_id),
+        )
+        return changed > 0
+
+    @staticmethod
+    def reject_in(tx: Transaction, log_id: str, record_id: str, reason: str) -> bool:
+        """Reject a still queued record; False if it is no longer queued."""
+        changed = tx.execute(
+            "UPDATE warg_records SET status = 'rejected', reason = ? "
+            "WHERE log_id = ? AND record_id = ? AND status = 'queued'",
             (reason, log_id, record_id),
         )
+        return changed > 0
 
     def accepted_in_log(self, log_id: str, after_index: int, below: int, limit: int) -> list[WargRecordRow]:
         """Accepted records of a log with ``after_index < registry_index < below``, in log order."""
@@ -253,8 +269,26 @@ class WargCatalog:
         return [(str(row[0]), str(row[1])) for row in rows]
 
     def registry_length(self) -> int:
-        rows = self._db.query("SELECT MAX(registry_index) FROM warg_records")
+        return self._length(self._db.query(_LENGTH))
+
+    @staticmethod
+    def registry_length_in(tx: Transaction) -> int:
+        """The registry's length as the transaction sees it (the writer's view: no batch commits meanwhile)."""
+        return WargCatalog._length(tx.query(_LENGTH))
+
+    @staticmethod
+    def _length(rows: list[Row]) -> int:
         return 0 if not rows or rows[0][0] is None else int(rows[0][0]) + 1
+
+    def head(self) -> tuple[int, CheckpointRow | None]:
+        """(registry length, latest checkpoint) read together under the writer lock.
+
+        Another replica's sequencer may commit a batch (records and checkpoint) between
+        two separate reads; in one write transaction both come from the same side of it.
+        """
+        with self._db.transaction(durable=False) as tx:
+            rows = tx.query(f"SELECT {_CHECKPOINT} FROM warg_checkpoints ORDER BY log_length DESC LIMIT 1")
+            return self.registry_length_in(tx), (_checkpoint(rows[0]) if rows else None)
 
     # -- content ---------------------------------------------------------------------
     def content_size(self, digest: str) -> int | None:

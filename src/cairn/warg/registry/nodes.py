@@ -2,10 +2,11 @@
 
 Every node is immutable once written (a complete log node never changes; a map
 node is addressed by its own hash), so a cache can never be stale, whichever
-replica wrote the node. The sequencer adds a batch's nodes to the cache before
-its transaction commits; if the commit fails it clears the cache, so nothing
-uncommitted is served afterwards. Readers only ask for nodes of checkpointed
-lengths and roots, which are committed.
+replica wrote the node. The sequencer adds a batch's nodes to the cache only
+after its transaction has committed (until then the batch reads them from an
+overlay of its own), so the cache holds nothing but committed nodes, even when
+a batch is rolled back because another replica appended first. Readers only
+ask for nodes of checkpointed lengths and roots, which are committed.
 """
 
 from __future__ import annotations

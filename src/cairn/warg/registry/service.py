@@ -7,16 +7,28 @@ checkpoints it, so the first checkpoint a client sees has length 1 (specs/warg.m
 knows and appends one operator record for namespaces added to the
 configuration since. Everything lives in the catalog, so a restart neither
 replays the log nor rewrites history (the reference memory store's restart bug).
+
+Several replicas may serve one catalog (ARCHITECTURE.md principle 4). Each
+publishes and reads through the catalog, so a replica that does not sequence
+answers with what the sequencing one committed; only the sequencer's claim
+decides who appends (:mod:`cairn.warg.registry.sequencer`). Start-up holds the
+claim ``warg-initialise`` while it reads the operator log and writes its
+record, and waits until that record is settled by whichever replica
+sequences, so replicas starting together define each namespace once. Every
+replica must sign with the same operator key (its checkpoints are the log's):
+one whose key the log does not know refuses to start.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
+from cairn.core.catalog.claims import Claims, LocalClaims
 from cairn.core.catalog.warg import WargCatalog, WargRecordRow
 from cairn.core.content.store import ContentStore
-from cairn.core.errors import FailedPreconditionError, InvalidArgumentError
+from cairn.core.errors import FailedPreconditionError, InvalidArgumentError, UnavailableError
 from cairn.warg.crypto import PrivateKey
 from cairn.warg.hashes import SHA256
 from cairn.warg.ids import OPERATOR_LOG_ID, is_kebab, operator_record_id
@@ -40,6 +52,13 @@ __all__ = ["WargRegistry"]
 
 log = logging.getLogger(__name__)
 
+#: The claim of the replica writing the operator records its configuration needs.
+INIT_CLAIM = "warg-initialise"
+#: Longest start-up waits for another replica's initialisation, or for the sequencer.
+START_TIMEOUT_SECONDS = 60.0
+#: Pause between looks while start-up waits for another replica.
+_START_POLL_SECONDS = 0.05
+
 
 class WargRegistry:
     def __init__(
@@ -51,35 +70,70 @@ class WargRegistry:
         *,
         checkpoint_interval: float = 0.1,
         policy: PublishPolicy | None = None,
+        claims: Claims | None = None,
     ) -> None:
+        """``claims``: the catalog's (``catalog.claims``), shared with every replica; None for a
+        registry that is alone on its catalog."""
         self._catalog = catalog
+        self._claims: Claims = LocalClaims() if claims is None else claims
         self.operator_key = operator_key
         operator_log_id = str(OPERATOR_LOG_ID)
         log_nodes = CatalogLogNodes(catalog)
         map_nodes = CatalogMapNodes(catalog)
-        self.sequencer = Sequencer(catalog, operator_key, log_nodes, map_nodes, interval=checkpoint_interval)
+        self.sequencer = Sequencer(
+            catalog, operator_key, log_nodes, map_nodes, interval=checkpoint_interval, claims=self._claims
+        )
         self.publisher = Publisher(
             catalog, store, namespace, operator_log_id, policy or PublishPolicy(), self.sequencer.wake
         )
         self.reader = RegistryReader(catalog, log_nodes, map_nodes, store, namespace, operator_log_id)
 
-    def initialise(self, namespaces: Sequence[str] = (), imported: Sequence[tuple[str, str]] = ()) -> None:
-        """Write the operator records the configuration needs, and checkpoint them (blocking)."""
+    def initialise(
+        self,
+        namespaces: Sequence[str] = (),
+        imported: Sequence[tuple[str, str]] = (),
+        *,
+        timeout: float = START_TIMEOUT_SECONDS,
+    ) -> None:
+        """Write the operator records the configuration needs, and checkpoint them (blocking).
+
+        With other replicas on the catalog this waits, up to ``timeout`` seconds, for one
+        that is initialising too, then for the sequencer (which may run on another replica);
+        UnavailableError when the wait runs out.
+        """
         for namespace in [*namespaces, *(ns for ns, _ in imported)]:
             if not is_kebab(namespace):
                 raise InvalidArgumentError(
                     f"warg namespace {namespace!r} is invalid: namespaces are lowercase kebab-case words"
                 )
-        self.sequencer.drain()  # records queued before a crash go first
-        state = load_operator_state(self._catalog, str(OPERATOR_LOG_ID))
+        deadline = time.monotonic() + timeout
+        self._wait(
+            lambda: self._claims.try_claim(INIT_CLAIM), deadline, "another replica to initialise the warg registry"
+        )
+        try:
+            self._initialise(namespaces, imported, deadline)
+        finally:
+            self._claims.release(INIT_CLAIM)
+
+    def _initialise(self, namespaces: Sequence[str], imported: Sequence[tuple[str, str]], deadline: float) -> None:
+        operator_log_id = str(OPERATOR_LOG_ID)
+        self.sequencer.drain()  # records queued before a crash go first (if this replica sequences)
+        self._settle(
+            lambda: not self._catalog.has_queued(operator_log_id), deadline,
+            "operator records queued earlier to be sequenced",
+        )
+        state = load_operator_state(self._catalog, operator_log_id)
         key_id = self.operator_key.public_key.key_id
         entries: list[OperatorEntry] = []
         if state.head is None:
             entries.append(OperatorInit(hash_algorithm=SHA256, key=self.operator_key.public_key))
         elif key_id not in state.keys or not state.has_permission(key_id, OperatorPermission.COMMIT):
+            known = ", ".join(k for k in state.keys if state.has_permission(k, OperatorPermission.COMMIT))
             raise FailedPreconditionError(
-                f"the operator key ({key_id}) is not a committing key of this registry's operator log; "
-                "configure the key the registry was created with"
+                f"the operator key of this server ({key_id}) is not a committing key of this registry's "
+                f"operator log, which was created with {known or 'no committing key'}; configure the key the "
+                "registry was created with, and give every replica serving this catalog the same "
+                "--warg-operator-key-file"
             )
         for namespace in dict.fromkeys(ns.lower() for ns in namespaces):
             if state.namespace_state(namespace) is None:
@@ -97,10 +151,11 @@ class WargRegistry:
             entries=tuple(entries),
         )
         envelope = Envelope.sign_operator(record, self.operator_key)
+        record_id = str(operator_record_id(envelope.content_bytes))
         self._catalog.submit(
             WargRecordRow(
-                log_id=str(OPERATOR_LOG_ID),
-                record_id=str(operator_record_id(envelope.content_bytes)),
+                log_id=operator_log_id,
+                record_id=record_id,
                 content_bytes=envelope.content_bytes,
                 key_id=envelope.key_id,
                 signature=str(envelope.signature),
@@ -111,11 +166,36 @@ class WargRegistry:
             "operator",
             None,
         )
-        self.sequencer.drain()
-        after = load_operator_state(self._catalog, str(OPERATOR_LOG_ID))
-        if after.head is None or after.head.record_id != operator_record_id(envelope.content_bytes):
+        self.sequencer.wake()
+
+        def settled() -> bool:
+            row = self._catalog.get_record(operator_log_id, record_id)
+            return row is None or row.status != "queued"
+
+        self._settle(settled, deadline, f"the operator record {record_id} to be sequenced")
+        after = load_operator_state(self._catalog, operator_log_id)
+        if after.head is None or str(after.head.record_id) != record_id:
             raise FailedPreconditionError("the registry could not write its operator record (see the log)")
         log.info("warg operator log: wrote %d entries", len(entries))
+
+    def _settle(self, done: Callable[[], bool], deadline: float, what: str) -> None:
+        """Sequence batches until ``done()``: here if this replica takes the sequencer's claim,
+        else wait for the replica that holds it (UnavailableError after ``deadline``)."""
+        while not done():
+            if self.sequencer.process():
+                continue
+            self._pause(deadline, what)
+
+    @staticmethod
+    def _wait(done: Callable[[], bool], deadline: float, what: str) -> None:
+        while not done():
+            WargRegistry._pause(deadline, what)
+
+    @staticmethod
+    def _pause(deadline: float, what: str) -> None:
+        if time.monotonic() > deadline:
+            raise UnavailableError(f"warg registry start-up: gave up waiting for {what}")
+        time.sleep(_START_POLL_SECONDS)
 
     def start(self) -> None:
         self.sequencer.start()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from cairn.api.http.ranges import requested_range, stream_range
 from cairn.api.http.registry.context import Face
 from cairn.api.http.registry.paths import Route
 from cairn.core.digest import Digest
@@ -17,9 +18,6 @@ from cairn.oci.errors import RangeNotSatisfiableError
 from cairn.oci.registry import check_repository, parse_digest
 
 __all__ = ["delete_blob", "get_blob"]
-
-_STREAM_PIECE = 1 << 20
-
 
 def _locate(face: Face, name: str, digest: Digest) -> tuple[int, str | None]:
     with face.registry.blobs.open(name, digest) as reader:
@@ -41,39 +39,16 @@ async def _stream(
     face: Face, request: web.Request, name: str, digest: Digest, size: int, headers: dict[str, str]
 ) -> web.StreamResponse:
     try:
-        wanted = request.http_range
+        status, start, stop = requested_range(request, size)
     except ValueError:
         raise RangeNotSatisfiableError(f"invalid Range {request.headers.get('Range')!r}") from None
-    start, stop = wanted.start, wanted.stop
-    status = 200
-    if start is not None or stop is not None:
-        if start is None:  # suffix range: the last -stop bytes
-            start, stop = max(size + (stop or 0), 0), size
-        stop = size if stop is None else min(stop, size)
-        if start >= size or start >= stop:
-            return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
-        headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-        status = 206
-    else:
-        start, stop = 0, size
-    stream = web.StreamResponse(status=status, headers=headers)
-    stream.content_length = stop - start
-    await stream.prepare(request)
-    if request.method == "HEAD":
-        return stream
+    if status == 416:
+        return web.Response(status=416, headers={"Content-Range": f"bytes */{size}"})
     reader = await face.run(face.registry.blobs.open, name, digest)
     try:
-        offset = start
-        while offset < stop:
-            data = await face.run(reader.read_at, offset, min(_STREAM_PIECE, stop - offset))
-            if not data:
-                break
-            await stream.write(data)
-            offset += len(data)
+        return await stream_range(request, reader, headers, status, start, stop, face.run)
     finally:
         await face.run(reader.close)
-    await stream.write_eof()
-    return stream
 
 
 async def delete_blob(face: Face, request: web.Request, route: Route) -> web.StreamResponse:
