@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 
-from cairn.core.content import Writer
+from cairn.core.content import RefLockedError, Writer
 from cairn.core.digest import Digest
 from cairn.core.errors import (
     AlreadyExistsError,
@@ -225,7 +225,7 @@ class _Puller(Transfer):
                 writer = self.store.blob_writer(ref, size, digest)
             except AlreadyExistsError:
                 return self.measure(layer)  # committed meanwhile (another pull of the same blob)
-            except UnavailableError:
+            except RefLockedError:
                 time.sleep(_BUSY_POLL)  # another pull is fetching this blob right now
                 continue
             except FailedPreconditionError:

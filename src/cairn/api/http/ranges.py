@@ -51,7 +51,15 @@ async def stream_range(
     stop: int,
     run: Run,
 ) -> web.StreamResponse:
-    """Send bytes ``[start, stop)`` of ``reader`` (``status`` 200 or 206); the caller closes ``reader``."""
+    """Send bytes ``[start, stop)`` of ``reader`` (``status`` 200 or 206); the caller closes ``reader``.
+
+    The first piece is read before the status line goes out, so a store that cannot be
+    read answers with its error (503 for an unreachable one), not a 200 that never ends.
+    A failure after that can only cut the connection, which the client sees as a short body.
+    """
+    first = b""
+    if request.method != "HEAD" and stop > start:
+        first = await run(reader.read_at, start, min(PIECE, stop - start))
     if status == 206:
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{reader.size}"
     stream = web.StreamResponse(status=status, headers=headers)
@@ -60,11 +68,17 @@ async def stream_range(
     if request.method == "HEAD":
         return stream
     offset = start
-    while offset < stop:
-        data = await run(reader.read_at, offset, min(PIECE, stop - offset))
-        if not data:
-            break
-        await stream.write(data)
-        offset += len(data)
+    data = first
+    try:
+        while data:
+            await stream.write(data)
+            offset += len(data)
+            if offset >= stop:
+                break
+            data = await run(reader.read_at, offset, min(PIECE, stop - offset))
+    except Exception:
+        if request.transport is not None:
+            request.transport.close()  # the client must not wait for bytes that will not come
+        raise
     await stream.write_eof()
     return stream

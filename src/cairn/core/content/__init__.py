@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from cairn.core.catalog import Catalog
 from cairn.core.content.backend import BlobBackend, IngestData
 from cairn.core.content.local import LocalBackend
+from cairn.core.content.locks import RefLockedError
 from cairn.core.content.model import (
     MAX_LABEL_BYTES,
     Info,
@@ -43,6 +44,7 @@ __all__ = [
     "NamespacedStore",
     "Provider",
     "ReaderAt",
+    "RefLockedError",
     "Status",
     "Writer",
     "open_backend",

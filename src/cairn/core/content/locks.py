@@ -16,7 +16,11 @@ from datetime import UTC, datetime
 from cairn.core.catalog.claims import Claims
 from cairn.core.errors import UnavailableError
 
-__all__ = ["RefLocks"]
+__all__ = ["RefLockedError", "RefLocks"]
+
+
+class RefLockedError(UnavailableError):
+    """The ref is held by another writer (not: the catalog is unreachable, also UNAVAILABLE)."""
 
 
 def _claim_name(namespace: str, ref: str) -> str:
@@ -42,7 +46,7 @@ class RefLocks:
             return
         held_for = (now - since) / 1e9
         started = datetime.fromtimestamp(since / 1e9, tz=UTC).isoformat()
-        raise UnavailableError(
+        raise RefLockedError(
             f"ref {namespace}/{ref} locked for {held_for:.3f}s (since {started}): "
             "another writer holds it"
         )
@@ -57,7 +61,7 @@ class RefLocks:
             raise
         if not claimed:
             self._forget(namespace, ref)
-            raise UnavailableError(
+            raise RefLockedError(
                 f"ref {namespace}/{ref} locked: another writer holds it on another cairn replica"
             )
 

@@ -19,9 +19,10 @@ import time
 import uuid
 from typing import Self
 
+from cairn.core.content.locks import RefLockedError
 from cairn.core.content.store import ContentStore, Writer
 from cairn.core.digest import Digest
-from cairn.core.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError, UnavailableError
+from cairn.core.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError
 from cairn.oci.errors import DigestInvalidError, UploadBusyError, UploadOutOfOrderError, UploadUnknownError
 from cairn.oci.registry.blobs import Blobs
 
@@ -108,7 +109,7 @@ class Uploads:
             writer = self._store.writer(self._namespace, self._ref(repository, upload_id), create=False)
         except NotFoundError:
             raise self._unknown(repository, upload_id) from None
-        except UnavailableError:
+        except RefLockedError:
             raise UploadBusyError(
                 f"upload {upload_id} is being written by another request; ask for its status and resume"
             ) from None
@@ -137,7 +138,7 @@ class Uploads:
             self._store.abort(self._namespace, self._ref(repository, upload_id))
         except NotFoundError:
             raise self._unknown(repository, upload_id) from None
-        except UnavailableError:
+        except RefLockedError:
             raise UploadBusyError(f"upload {upload_id} is being written by another request") from None
 
     def expire(self, idle_seconds: float) -> int:
@@ -150,7 +151,7 @@ class Uploads:
             try:
                 self._store.abort(self._namespace, status.ref)
                 expired += 1
-            except (NotFoundError, UnavailableError):
+            except (NotFoundError, RefLockedError):
                 continue  # finished or in use meanwhile
         if expired:
             log.info("expired %d idle upload sessions", expired)
