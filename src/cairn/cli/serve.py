@@ -66,7 +66,7 @@ __all__ = ["serve_command"]
 @click.option(
     "--warg-operator-key-file",
     type=click.Path(path_type=Path),
-    help="Warg operator key (created if missing) [CAIRN_WARG_OPERATOR_KEY_FILE; <data-dir>/warg-operator.key]",
+    help="Warg operator key, which must exist [CAIRN_WARG_OPERATOR_KEY_FILE; <data-dir>/warg-operator.key, created if missing]",
 )
 @click.option(
     "--warg-checkpoint-interval",

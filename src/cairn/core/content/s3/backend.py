@@ -9,7 +9,8 @@ Object stores acknowledge a PUT or a completed upload only once it is durable,
 so there is no fsync step; a blob is visible to cairn only after its catalog
 row is committed, which happens after the store acknowledged it
 (ARCHITECTURE.md principle 5). Small blobs are kept in memory once read or
-written (:mod:`.cache`): they are immutable, so a copy is never stale.
+written (:mod:`.cache`), and large ones are read in cached 1 MiB blocks
+(:mod:`.reader`): they are immutable, so a copy is never stale.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from cairn.core.content.s3 import hashstate
 from cairn.core.content.s3.cache import SmallBlobCache
 from cairn.core.content.s3.client import S3Location, error_code, translate
 from cairn.core.content.s3.ingest import S3IngestData, blob_key, remove_ingest_objects
-from cairn.core.content.s3.reader import MemoryReader, S3Reader
+from cairn.core.content.s3.reader import BLOCK, MemoryReader, S3Reader
 from cairn.core.digest import ALGORITHMS, Digest
 from cairn.core.errors import DataLossError, FailedPreconditionError, InvalidArgumentError, NotFoundError
 
@@ -56,6 +57,7 @@ class S3Backend:
         self._client: Any = location.client()
         self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-upload")
         self._cache = SmallBlobCache()
+        self._blocks = SmallBlobCache(budget=128 << 20, item_limit=BLOCK)
         self._check_bucket()
 
     def _check_bucket(self) -> None:
@@ -95,7 +97,7 @@ class S3Backend:
             data = self._get_whole(key, digest, size)
             self._cache.put(str(digest), data)
             return MemoryReader(data)
-        return S3Reader(self._client, self.location, key, size, f"blob {digest}")
+        return S3Reader(self._client, self.location, key, size, f"blob {digest}", self._blocks)
 
     def _get_whole(self, key: str, digest: Digest, size: int) -> bytes:
         try:
