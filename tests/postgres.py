@@ -7,8 +7,10 @@ holds nothing worth an fsync). PostgreSQL refuses to run as root, so under root 
 binaries run as the ``postgres`` system user (``runuser``) and the directory is theirs.
 
 :func:`engine_catalog_url` gives an empty catalog's URL for one engine (``sqlite`` or
-``postgresql``); a test module parametrises its own fixture over :data:`ENGINES` with it
-and imports ``postgres_server`` (``# noqa: F401``), so each test runs once per engine.
+``postgresql``); a test module parametrises its own fixture over :data:`ENGINES` with it,
+so each test runs once per engine. ``tests/conftest.py`` registers this module as a plugin,
+so ``postgres_server`` is a fixture of every test module (the ``scaled`` backend uses it
+too); a module that imports it as well gets a server of its own.
 A PostgreSQL catalog is a fresh database owned by an unprivileged role, as a production
 catalog would be. Under CI a missing PostgreSQL fails instead of skipping.
 """
@@ -19,6 +21,7 @@ import itertools
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -87,7 +90,12 @@ class PostgresServer:
             ]),
             check=True, capture_output=True,
         )
-        with open(self.log_path, "wb") as log:
+        self._launch()
+        self.admin(f"CREATE ROLE {ROLE} LOGIN")
+
+    def _launch(self) -> None:
+        """Run ``postgres`` on the cluster and wait until it takes connections."""
+        with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 self._as_owner([
                     str(self.bin_dir / "postgres"), "-D", str(self.data_dir),
@@ -101,11 +109,22 @@ class PostgresServer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"postgres exited {self.proc.returncode}:\n{self.log()}")
             if self._ready():
-                self.admin(f"CREATE ROLE {ROLE} LOGIN")
                 return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"postgres did not become ready:\n{self.log()}")
+
+    def crash(self) -> None:
+        """Immediate shutdown (SIGQUIT): every connection dropped, no checkpoint, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            # The postmaster itself (runuser, when root, does not pass SIGQUIT on).
+            postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+            os.kill(postmaster, signal.SIGQUIT)
+            self.proc.wait(30)
+
+    def relaunch(self) -> None:
+        """Start again on the same cluster and port after :meth:`crash` (crash recovery runs)."""
+        self._launch()
 
     def _ready(self) -> bool:
         import psycopg
@@ -131,6 +150,10 @@ class PostgresServer:
         name = f"cairn_{os.getpid()}_{next(_databases)}"
         self.admin(f"CREATE DATABASE {name} OWNER {ROLE}")
         return self.url(name)
+
+    def drop_database(self, url: str) -> None:
+        """Drop a database :meth:`create_database` made, closing any connection left to it."""
+        self.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

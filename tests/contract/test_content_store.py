@@ -57,7 +57,7 @@ def backend_urls(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> t
     monkeypatch: pytest.MonkeyPatch = request.getfixturevalue("monkeypatch")
     for name, value in s3.env().items():
         monkeypatch.setenv(name, value)
-    content = s3.content_url(s3.new_bucket()) + f"&part_size={PART_SIZE}"
+    content = s3.content_url(s3.new_bucket())
     return postgres.create_database(), content
 
 

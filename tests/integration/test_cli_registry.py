@@ -7,8 +7,8 @@ directions of the client meet a real server. Each test runs against:
 
 - ``distribution``: CNCF distribution 2.8.2 (Debian's ``docker-registry``) on a free
   loopback port with deletion enabled, the reference the spec was observed on;
-- ``cairn``: a real ``cairn serve`` (the ``cairn_server`` fixture), skipped with a
-  reason while its ``/v2/`` face does not answer ``GET /v2/`` with ``{}``.
+- ``embedded``, ``scaled``: a real ``cairn serve`` on that backend (see tests/conftest.py),
+  skipped with a reason while its ``/v2/`` face does not answer ``GET /v2/`` with ``{}``.
 
 Authentication is checked against distribution only: Basic with its htpasswd
 backend, and Bearer through a small token service and gate in front of it (the
@@ -41,7 +41,7 @@ import pytest
 from cairn.core.digest import Digest
 from cairn.oci.client import RegistryClient
 from cairn.oci.model import mediatypes
-from tests.conftest import cairn_command, free_port, require_binary
+from tests.conftest import BACKENDS, cairn_command, free_port, open_backend, require_binary, running
 
 STARTUP_TIMEOUT = 15.0
 DEAD_URL = "http://127.0.0.1:9"  # discard port: nothing answers HTTP there
@@ -114,16 +114,21 @@ def distribution(tmp: Path, htpasswd: Path | None = None) -> Iterator[Registry]:
             proc.wait()
 
 
-@pytest.fixture(params=["distribution", "cairn"])
-def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registry]:
+@pytest.fixture(params=["distribution", *BACKENDS])
+def registry(request: pytest.FixtureRequest, tmp_path: Path, short_tmp: Path) -> Iterator[Registry]:
+    """distribution, or ``cairn serve`` on one of the backends (``embedded``, ``scaled``)."""
     if request.param == "distribution":
         with distribution(tmp_path) as reg:
             yield reg
         return
-    server = request.getfixturevalue("cairn_server")
-    if not _answers_v2(server.http_url):
-        pytest.skip("cairn's /v2/ face is not served yet (GET /v2/ does not answer {})")
-    yield Registry("cairn", server.http_url)
+    backend = open_backend(request, request.param)
+    try:
+        with running(backend.server(short_tmp / "data")) as server:
+            if not _answers_v2(server.http_url):
+                pytest.skip("cairn's /v2/ face is not served yet (GET /v2/ does not answer {})")
+            yield Registry("cairn", server.http_url)
+    finally:
+        backend.close()
 
 
 def cairn(

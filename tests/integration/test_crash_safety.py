@@ -115,6 +115,7 @@ def _finish_or_find(server: CairnServer, ref: str, data: bytes) -> str:
         return "resumed"
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_kill_during_large_ingest(cairn_server: CairnServer, round_: int) -> None:
     data = random.randbytes(96 * CHUNK)
@@ -129,6 +130,7 @@ def test_kill_during_large_ingest(cairn_server: CairnServer, round_: int) -> Non
     verify_store(cairn_server.data_dir)
 
 
+@pytest.mark.embedded_only
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_kill_during_commit(cairn_server: CairnServer, round_: int) -> None:
     data = random.randbytes(48 * CHUNK)
@@ -146,6 +148,7 @@ def test_kill_during_commit(cairn_server: CairnServer, round_: int) -> None:
     verify_store(cairn_server.data_dir)
 
 
+@pytest.mark.embedded_only
 def test_killed_ingest_can_be_aborted(cairn_server: CairnServer) -> None:
     data = random.randbytes(32 * CHUNK)
     thread = _stream_in_background(cairn_server, "abandon", data, commit=False)

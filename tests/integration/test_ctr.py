@@ -101,6 +101,7 @@ def test_label_set_and_delete(cairn_server: CairnServer) -> None:
     assert ctr(cairn_server, "content", "ls", "-q", "labels.a").stdout.decode().split() == []
 
 
+@pytest.mark.embedded_only
 def test_namespaces_do_not_see_each_other(cairn_server: CairnServer) -> None:
     data = os.urandom(4096)
     digest = sha256(data)

@@ -34,7 +34,7 @@ from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as pb_grpc
 from cairn.directory.canonical import canonical_json
 from cairn.directory.records import Record
 from cairn.directory.signatures import Signature, generate_key, sign_cid, verify_signature
-from tests.conftest import CairnServer, require_binary
+from tests.conftest import Backend, CairnServer, require_binary
 
 POLL = 1.0
 STATUS = pb.SyncStatus.Name
@@ -46,12 +46,12 @@ ONCE = (("cairn-sync-mode", "once"),)
 
 
 @pytest.fixture
-def nodes(short_tmp: Path) -> Iterator[Callable[..., CairnServer]]:
-    """Start ``cairn serve`` nodes polling every second; all are stopped at the end."""
+def nodes(short_tmp: Path, cairn_backend: Backend) -> Iterator[Callable[..., CairnServer]]:
+    """Start ``cairn serve`` nodes polling every second, each with its own stores; all stopped at the end."""
     started: list[CairnServer] = []
 
     def start(name: str, *extra: str) -> CairnServer:
-        node = CairnServer(short_tmp / name, extra_args=["--sync-poll-seconds", str(POLL), *extra])
+        node = cairn_backend.server(short_tmp / name, extra_args=["--sync-poll-seconds", str(POLL), *extra])
         node.start()
         started.append(node)
         return node

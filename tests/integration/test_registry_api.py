@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import CairnServer
+from tests.conftest import Backend, CairnServer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -40,9 +40,9 @@ def sha512(data: bytes) -> str:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[CairnServer]:
+def server(cairn_backend: Backend) -> Iterator[CairnServer]:
     root = Path(tempfile.mkdtemp(prefix="cairn-", dir="/tmp"))
-    srv = CairnServer(root / "data")
+    srv = cairn_backend.server(root / "data")
     srv.start()
     yield srv
     try:
@@ -715,7 +715,9 @@ def test_truncated_patch_keeps_what_arrived_and_resumes(server: CairnServer, v2:
             break
         time.sleep(0.05)
     kept = offsets[-1]
-    assert 0 < kept <= sent
+    # Usually some arrived; a slower server (PostgreSQL + S3 opening the session) may see the
+    # hang-up before it reads a byte, and then nothing is kept; either way it resumes.
+    assert 0 <= kept <= sent
     for _ in range(50):  # bounded: at most ~5 s of a busy CI machine
         r = v2.request("PATCH", location, data=data[kept:], headers={"Content-Range": f"{kept}-{len(data) - 1}"})
         if r.status_code != 416:
@@ -724,8 +726,8 @@ def test_truncated_patch_keeps_what_arrived_and_resumes(server: CairnServer, v2:
         # looked settled; a 416 carries the true offset, as a real client would use it (and,
         # like a real client, waits a moment before it tries again).
         assert error_codes(r) == ["BLOB_UPLOAD_INVALID"]
-        kept = int(r.headers["Range"].split("-")[1]) + 1
-        assert 0 < kept <= sent
+        kept = int(r.json()["errors"][0]["detail"]["Offset"])  # exact, also for an empty upload
+        assert 0 <= kept <= sent
         time.sleep(0.1)
     assert r.status_code == 202
     r = v2.request("PUT", location, params={"digest": sha256(data)})

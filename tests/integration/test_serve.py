@@ -9,6 +9,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import CairnServer, cairn_command, free_port, require_binary
 
 
@@ -59,6 +61,7 @@ def test_non_loopback_bind_is_refused(short_tmp: Path) -> None:
     assert "--insecure-allow-anonymous" in result.stderr
 
 
+@pytest.mark.embedded_only("a start-up check of the data directory; the stores do not matter")
 def test_one_server_per_data_directory(cairn_server: CairnServer) -> None:
     result = run_serve("--data-dir", str(cairn_server.data_dir), "--http-addr", f"127.0.0.1:{free_port()}",
                        "--grpc-addr", f"127.0.0.1:{free_port()}")
@@ -66,6 +69,7 @@ def test_one_server_per_data_directory(cairn_server: CairnServer) -> None:
     assert "in use by another cairn serve" in result.stderr
 
 
+@pytest.mark.embedded_only("a start-up check of the data directory; the stores do not matter")
 def test_busy_port_is_a_clear_error(cairn_server: CairnServer, short_tmp: Path) -> None:
     result = run_serve("--data-dir", str(short_tmp / "other"), "--http-addr", f"127.0.0.1:{free_port()}",
                        "--grpc-addr", cairn_server.grpc_addr)

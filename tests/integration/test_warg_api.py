@@ -36,7 +36,7 @@ from cairn.warg.records import (
     RecordTime,
 )
 from cairn.warg.semver import Version
-from tests.conftest import CairnServer
+from tests.conftest import Backend, CairnServer
 
 ALICE = PrivateKey.parse("ecdsa-p256:I+UlDo0HxyBBFeelhPPWmD+LnklOpqZDkrFP5VduASk=")
 BOB = PrivateKey.parse("ecdsa-p256:2CV1EpLaSYEn4In4OAEDAj5O4Hzu8AFAxgHXuG310Ew=")
@@ -44,11 +44,11 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnServer]:
+def server(tmp_path_factory: pytest.TempPathFactory, cairn_backend: Backend) -> Iterator[CairnServer]:
     import tempfile
 
     root = Path(tempfile.mkdtemp(prefix="cairn-warg-", dir="/tmp"))
-    server = CairnServer(
+    server = cairn_backend.server(
         root / "data",
         extra_args=["--warg-namespaces", "test,other", "--warg-import-namespaces", "far=registry.example.com"],
     )

@@ -28,6 +28,7 @@ def _state_bytes(state: Path) -> dict[str, bytes]:
     return {str(p.relative_to(state)): p.read_bytes() for p in sorted(state.rglob("*.json"))}
 
 
+@pytest.mark.embedded_only("alters the embedded store's files (cairn.db, the data directory)")
 def test_a_changed_record_is_detected(cairn_server: CairnServer, tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     create_key(key_file)
@@ -65,6 +66,7 @@ def test_a_changed_record_is_detected(cairn_server: CairnServer, tmp_path: Path)
     assert _state_bytes(tmp_path / "watcher") == verified
 
 
+@pytest.mark.embedded_only("alters the embedded store's files (cairn.db, the data directory)")
 def test_a_rolled_back_registry_is_detected(cairn_server: CairnServer, tmp_path: Path) -> None:
     key_file = tmp_path / "key"
     create_key(key_file)

@@ -22,7 +22,7 @@ from cairn.core.errors import (
     UnavailableError,
 )
 from tests.conftest import free_port
-from tests.postgres import ENGINES, PostgresServer, engine_catalog_url, postgres_server  # noqa: F401 - fixture
+from tests.postgres import ENGINES, PostgresServer, engine_catalog_url
 
 
 @pytest.fixture(params=ENGINES)

@@ -20,7 +20,7 @@ from cairn.images import ImageStore, LayerRecord, NewImage, chain_ids
 from cairn.images.filters import glob_matches, parse_filters
 from cairn.images.remove import remove_image
 from cairn.oci.model import Reference
-from tests.postgres import ENGINES, engine_catalog_url, postgres_server  # noqa: F401 - fixture
+from tests.postgres import ENGINES, engine_catalog_url
 
 
 @pytest.fixture(params=ENGINES)

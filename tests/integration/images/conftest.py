@@ -42,7 +42,7 @@ from cairn.api.grpc.gen.arcbox.v1 import image_pb2 as pb
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as pb_grpc
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as cpb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as cpb_grpc
-from tests.conftest import CairnServer, require_binary
+from tests.conftest import Backend, CairnServer, require_binary
 from tests.integration.images.layouts import (
     Image,
     busybox_image,
@@ -254,12 +254,12 @@ def auth_string(username: str = AUTH_USER, password: str = AUTH_PASSWORD, server
 
 
 @pytest.fixture
-def make_server(short_tmp: Path) -> Iterator[Callable[..., CairnServer]]:
-    """``make_server(*extra_args)``: a started ``cairn serve`` in its own data directory."""
+def make_server(short_tmp: Path, cairn_backend: Backend) -> Iterator[Callable[..., CairnServer]]:
+    """``make_server(*extra_args)``: a started ``cairn serve`` with stores of its own."""
     servers: list[CairnServer] = []
 
     def make(*extra_args: str) -> CairnServer:
-        server = CairnServer(short_tmp / f"data{len(servers)}", extra_args=list(extra_args))
+        server = cairn_backend.server(short_tmp / f"data{len(servers)}", extra_args=list(extra_args))
         servers.append(server)
         server.start()
         return server
@@ -273,10 +273,10 @@ def make_server(short_tmp: Path) -> Iterator[Callable[..., CairnServer]]:
 
 
 @pytest.fixture(scope="module")
-def shared_images() -> Iterator[pb_grpc.ImageServiceStub]:
+def shared_images(cairn_backend: Backend) -> Iterator[pb_grpc.ImageServiceStub]:
     """One server for a module's stateless cases (invalid input, errors): saves a start per case."""
     path = Path(tempfile.mkdtemp(prefix="cairn-", dir="/tmp"))
-    server = CairnServer(path / "data")
+    server = cairn_backend.server(path / "data")
     server.start()
     channel, stub = image_stub(server)
     try:

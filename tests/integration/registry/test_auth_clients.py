@@ -19,7 +19,7 @@ import bcrypt
 import pytest
 import requests
 
-from tests.conftest import CairnServer, require_binary
+from tests.conftest import Backend, CairnServer, require_binary
 from tests.integration.registry.conftest import (
     IMAGE_REF,
     OCI_MANIFEST,
@@ -49,7 +49,7 @@ CHALLENGE = re.compile(r'(\w+)="([^"]*)"')
 
 
 @pytest.fixture
-def auth_server(short_tmp: Path) -> Iterator[CairnServer]:
+def auth_server(short_tmp: Path, cairn_backend: Backend) -> Iterator[CairnServer]:
     """``cairn serve`` with a users file and an access file."""
     writer = run([require_binary("htpasswd"), "-Bbn", "-C", "5", "writer", PASSWORDS["writer"]])
     reader_hash = bcrypt.hashpw(PASSWORDS["reader"].encode(), bcrypt.gensalt(rounds=5)).decode()
@@ -57,8 +57,8 @@ def auth_server(short_tmp: Path) -> Iterator[CairnServer]:
     users.write_text(writer.stdout.decode().strip() + f"\nreader:{reader_hash}\n")
     access = short_tmp / "access.toml"
     access.write_text(ACCESS)
-    server = CairnServer(short_tmp / "data",
-                         extra_args=["--users-file", str(users), "--access-file", str(access)])
+    server = cairn_backend.server(short_tmp / "data",
+                                  extra_args=["--users-file", str(users), "--access-file", str(access)])
     server.start()
     try:
         yield server

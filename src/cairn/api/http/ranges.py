@@ -36,6 +36,8 @@ def requested_range(request: web.Request, size: int) -> tuple[int, int, int]:
         return 200, 0, size
     if start is None:  # suffix range: the last -stop bytes
         start, stop = max(size + (stop or 0), 0), size
+    elif start < 0:  # aiohttp's spelling of a suffix range: bytes=-N is slice(-N, None)
+        start, stop = max(size + start, 0), size
     stop = size if stop is None else min(stop, size)
     if start >= size or start >= stop:
         return NOT_SATISFIABLE

@@ -16,6 +16,7 @@ written (:mod:`.cache`), and large ones are read in cached 1 MiB blocks
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -57,6 +58,8 @@ class S3Backend:
         self._client: Any = location.client()
         self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-upload")
         self._cache = SmallBlobCache()
+        self._mutex = threading.Lock()
+        self._open: dict[str, S3IngestData] = {}  # ingests with a writer in this process
         self._blocks = SmallBlobCache(budget=128 << 20, item_limit=BLOCK)
         self._check_bucket()
 
@@ -160,13 +163,29 @@ class S3Backend:
         pass
 
     def open_ingest(self, key: str, algorithm: str, expected: Digest | None = None) -> S3IngestData:
-        return S3IngestData(self._client, self.location, self._uploads, self._pool, key, algorithm, expected)
+        def forget() -> None:
+            with self._mutex:
+                if self._open.get(key) is data:
+                    del self._open[key]
 
+        data = S3IngestData(
+            self._client, self.location, self._uploads, self._pool, key, algorithm, expected, on_close=forget
+        )
+        with self._mutex:
+            self._open[key] = data
+        return data
+
+    # An ingest open in this process counts what it has received, as a local file's size
+    # would; the catalog counts what is stored (what another replica, or a restart, sees).
     def ingest_size(self, key: str) -> int:
-        return self._uploads.size(key)[0]
+        with self._mutex:
+            live = self._open.get(key)
+        return live.size if live is not None else self._uploads.size(key)[0]
 
     def ingest_updated_at(self, key: str) -> int | None:
-        return self._uploads.size(key)[1]
+        with self._mutex:
+            live = self._open.get(key)
+        return live.updated_at if live is not None else self._uploads.size(key)[1]
 
     def remove_ingest(self, key: str) -> None:
         state = self._uploads.get(key)
@@ -179,4 +198,13 @@ class S3Backend:
         return self._uploads.keys()
 
     def close(self) -> None:
+        """Store the tails of ingests still open (a writer whose client just went away may not
+        have got to it before shutdown), then stop the upload threads."""
+        with self._mutex:
+            still_open = list(self._open.values())
+        for data in still_open:
+            try:
+                data.close()
+            except Exception:
+                log.exception("could not keep the buffered bytes of an open ingest")
         self._pool.shutdown(wait=True)

@@ -24,7 +24,9 @@ DataLossError saying so; the catalog never claims bytes the store lacks.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -69,6 +71,7 @@ class S3IngestData:
         key: str,
         algorithm: str,
         expected: Digest | None,
+        on_close: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
         self._location = location
@@ -79,6 +82,10 @@ class S3IngestData:
         self._pending: Future[None] | None = None
         self._error: CairnError | None = None
         self._closed = False
+        self._on_close = on_close
+        self._closing = threading.Lock()
+        #: when bytes last arrived (ns); what Status reports while this writer is open
+        self.updated_at = time.time_ns()
         state = catalog.get(key)
         if state is None:
             catalog.reset(key, algorithm, time.time_ns())
@@ -139,6 +146,7 @@ class S3IngestData:
             self._wait()  # raises a failed part's error now, not a part later
         self._buffer += data
         self._size += len(data)
+        self.updated_at = time.time_ns()
         part_size = self._location.part_size
         while len(self._buffer) >= part_size:
             chunk = bytes(self._buffer[:part_size])
@@ -289,6 +297,17 @@ class S3IngestData:
 
     # -- closing ---------------------------------------------------------------------
     def close(self) -> None:
+        """Store what is buffered as a tail; idempotent and safe from two threads (a writer and
+        the backend's shutdown): the second caller waits for the first to finish."""
+        try:
+            with self._closing:
+                self._save_tail()
+        finally:
+            on_close, self._on_close = self._on_close, None
+            if on_close is not None:
+                on_close()
+
+    def _save_tail(self) -> None:
         if self._closed:
             return
         self._closed = True
