@@ -24,6 +24,7 @@ A test that looks at the embedded store's files (``cairn.db``, ``content/blobs``
 
 from __future__ import annotations
 
+import http.client
 import os
 import shutil
 import signal
@@ -81,6 +82,10 @@ def cairn_command() -> list[str]:
     return [sys.executable, "-m", "cairn"]
 
 
+class PortTaken(RuntimeError):
+    """``cairn serve`` could not listen: another process took a port chosen as free."""
+
+
 @dataclass
 class CairnServer:
     """A ``cairn serve`` child process and where to reach it."""
@@ -115,18 +120,39 @@ class CairnServer:
         return env
 
     def start(self) -> None:
+        """Start and wait until ready; never leaves a process behind when it fails.
+
+        A free port can be taken by another process between choosing it and binding it
+        (the suite runs PostgreSQL, rclone and registries on free ports too): a start that
+        fails for that reason is retried on fresh ports.
+        """
+        for attempt in range(3):
+            try:
+                self._start_once()
+                return
+            except PortTaken:
+                if attempt == 2:
+                    raise
+                self.grpc_port, self.http_port = free_port(), free_port()
+
+    def _start_once(self) -> None:
         self.log_path = self.data_dir.parent / f"serve-{int(time.time() * 1000)}.log"
         with open(self.log_path, "wb") as log:
             self.proc = self._spawn(log)
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"cairn serve exited {self.proc.returncode}:\n{self.log()}")
-            if self.socket.exists() and self._healthy():
-                return
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"cairn serve did not become ready:\n{self.log()}")
+        try:
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    if "cannot listen" in self.log():
+                        raise PortTaken(self.log())
+                    raise RuntimeError(f"cairn serve exited {self.proc.returncode}:\n{self.log()}")
+                if self.socket.exists() and self._healthy():
+                    return
+                time.sleep(0.05)
+            raise RuntimeError(f"cairn serve did not become ready:\n{self.log()}")
+        except BaseException:
+            self.kill()
+            raise
 
     def _spawn(self, log: IO[bytes]) -> subprocess.Popen[bytes]:
         stores = []
@@ -155,7 +181,7 @@ class CairnServer:
         try:
             with urllib.request.urlopen(f"{self.http_url}/healthz", timeout=1) as r:
                 return bool(r.status == 200)
-        except OSError:
+        except (OSError, http.client.HTTPException):  # not up yet, or another server on the port
             return False
 
     def log(self) -> str:

@@ -67,7 +67,7 @@ def test_killed_server_restarts_on_the_same_port_and_root(s3_server: S3Server,
 
 def test_content_url_and_env(s3_server: S3Server) -> None:
     url = s3_server.content_url("b")
-    assert url == f"s3://b/cairn?endpoint=http://127.0.0.1:{s3_server.port}&region=us-east-1"
+    assert url == f"s3://b/cairn?endpoint=http://127.0.0.1:{s3_server.port}&region=us-east-1&part_size=5242880"
     env = s3_server.env()
     assert env["AWS_ACCESS_KEY_ID"] == s3_server.access_key
     assert env["AWS_SECRET_ACCESS_KEY"] == s3_server.secret_key

@@ -20,7 +20,7 @@ import pytest
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2 as pb
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as pb_grpc
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as cpb_grpc
-from tests.conftest import CairnServer, free_port
+from tests.conftest import Backend, CairnServer, free_port
 from tests.integration.images.conftest import (
     AUTH_PASSWORD,
     AUTH_USER,
@@ -365,10 +365,11 @@ def test_registry_unreachable(shared_images: pb_grpc.ImageServiceStub) -> None:
 @pytest.mark.parametrize("which", ["layer", "config", "manifest-by-digest"])
 def test_digest_mismatch_is_data_loss(which: str, images: pb_grpc.ImageServiceStub,
                                       content: cpb_grpc.ContentStub, source_registry: SourceRegistry,
-                                      ctools: ContainerTools, tmp_path: Path) -> None:
-    image = random_image(200_000, f"corrupt-{which}")
+                                      ctools: ContainerTools, tmp_path: Path, cairn_backend: Backend) -> None:
+    # Per backend: the source registry is shared by both runs, and this test corrupts it.
+    image = random_image(200_000, f"corrupt-{which}-{cairn_backend.name}")
     layout = write_layout(tmp_path / "layout", {"img": image})
-    repo = f"corrupt/{which}"
+    repo = f"corrupt/{which}-{cairn_backend.name}"
     skopeo_copy_in(ctools, f"oci:{layout}:img", source_registry.host, f"{repo}:v1", "--preserve-digests")
     blob = {"layer": image.layers[0].blob, "config": image.config, "manifest-by-digest": image.manifest}[which]
     path = source_registry.blob_path(blob.digest)
