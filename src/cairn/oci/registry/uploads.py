@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Self
 
-from cairn.core.content.locks import RefLockedError
+from cairn.core.content import RefLockedError
 from cairn.core.content.store import ContentStore, Writer
 from cairn.core.digest import Digest
 from cairn.core.errors import AlreadyExistsError, FailedPreconditionError, NotFoundError

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cairn.api.http.ranges import NOT_SATISFIABLE, requested_range, stream_range
+from cairn.api.http.ranges import send_blob
 from cairn.api.http.warg.bodies import (
     U16,
     hash_field,
@@ -179,15 +179,8 @@ class _Face:
         if reader.path is not None:
             reader.close()
             return web.FileResponse(reader.path, headers={"Content-Type": "application/octet-stream"})
-        try:  # a backend without local files (S3): stream it, honouring Range as FileResponse does
-            try:
-                status, start, stop = requested_range(request, reader.size)
-            except ValueError:
-                status, start, stop = NOT_SATISFIABLE
-            if status == 416:
-                return web.Response(status=416, headers={"Content-Range": f"bytes */{reader.size}"})
-            headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
-            return await stream_range(request, reader, headers, status, start, stop, asyncio.to_thread)
+        try:  # a backend without local files (S3): ranges answered as FileResponse does
+            return await send_blob(request, reader, {"Content-Type": "application/octet-stream"}, asyncio.to_thread)
         finally:
             reader.close()
 
