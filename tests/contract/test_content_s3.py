@@ -146,3 +146,24 @@ def test_s3_down_is_unavailable_and_a_lost_upload_starts_over(
     with a.writer("default", "r") as w:
         write_chunks(w, data)
         assert w.commit(len(data)).digest == Digest.of(data)
+
+
+def test_a_lost_tail_object_resumes_before_it_and_the_catalog_agrees(
+    replica: Callable[[], Replica], s3_server: S3Server
+) -> None:
+    data = os.urandom(3 * MIB)
+    a, _ = replica()
+    for start in (0, MIB, 2 * MIB):  # three writers, three tails
+        with a.writer("default", "r") as w:
+            w.write(data[start : start + MIB], start)
+    assert a.status("default", "r").offset == 3 * MIB
+    tails = [key for key in objects(s3_server, a) if "/tail-" in key]
+    assert len(tails) == 3
+    bucket = a.backend.location.bucket  # type: ignore[attr-defined]
+    s3_server.client().delete_object(Bucket=bucket, Key=tails[1])  # the store lost the middle one
+    with a.writer("default", "r") as w:
+        assert w.status().offset == MIB  # what is still readable, from the start
+    assert a.status("default", "r").offset == MIB  # and no more is counted once the writer is gone
+    with a.writer("default", "r") as w:
+        write_chunks(w, data, MIB)
+        assert w.commit(len(data)).digest == Digest.of(data)

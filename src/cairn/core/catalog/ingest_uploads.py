@@ -135,6 +135,12 @@ class IngestUploadCatalog:
             )
             tx.execute("UPDATE ingest_uploads SET updated_at = ? WHERE ingest_key = ?", (now, key))
 
+    def cut(self, key: str, offset: int, now: int) -> None:
+        """Forget the pieces from ``offset`` on (tails the object store no longer has)."""
+        with self._db.transaction() as tx:
+            tx.execute("DELETE FROM ingest_pieces WHERE ingest_key = ? AND start >= ?", (key, offset))
+            tx.execute("UPDATE ingest_uploads SET updated_at = ? WHERE ingest_key = ?", (now, key))
+
     def delete(self, key: str) -> None:
         with self._db.transaction() as tx:
             tx.execute("DELETE FROM ingest_pieces WHERE ingest_key = ?", (key,))

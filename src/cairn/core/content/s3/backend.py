@@ -26,7 +26,7 @@ import botocore.exceptions
 from cairn.core.catalog.ingest_uploads import IngestUploadCatalog
 from cairn.core.content.s3 import hashstate
 from cairn.core.content.s3.cache import SmallBlobCache
-from cairn.core.content.s3.client import S3Location, error_code, translate
+from cairn.core.content.s3.client import S3_ERRORS, S3Location, error_code, is_not_found, translate
 from cairn.core.content.s3.ingest import S3IngestData, blob_key, remove_ingest_objects
 from cairn.core.content.s3.reader import BLOCK, MemoryReader, S3Reader
 from cairn.core.digest import ALGORITHMS, Digest
@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 #: Worker threads uploading ingest parts (one part in flight per ingest) and small blob groups.
 UPLOAD_THREADS = 16
-_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 class S3Backend:
@@ -72,18 +71,16 @@ class S3Backend:
                     f"content store {self.location}: bucket {self.location.bucket!r} does not exist; create it first"
                 ) from exc
             raise translate(exc, self.location, "opening the content store") from exc
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             raise translate(exc, self.location, "opening the content store") from exc
 
     # -- blobs ---------------------------------------------------------------------
     def blob_size(self, digest: Digest) -> int | None:
         try:
             head = self._client.head_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest))
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+        except S3_ERRORS as exc:
+            if is_not_found(exc):
                 return None
-            raise translate(exc, self.location, f"blob {digest}") from exc
-        except _ERRORS as exc:
             raise translate(exc, self.location, f"blob {digest}") from exc
         return int(head["ContentLength"])
 
@@ -105,11 +102,7 @@ class S3Backend:
     def _get_whole(self, key: str, digest: Digest, size: int) -> bytes:
         try:
             data: bytes = self._client.get_object(Bucket=self.location.bucket, Key=key)["Body"].read()
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey", "NotFound"):
-                raise NotFoundError(f"blob {digest} not found in content storage") from exc
-            raise translate(exc, self.location, f"blob {digest}") from exc
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:  # a missing object is NotFoundError
             raise translate(exc, self.location, f"blob {digest}") from exc
         if len(data) != size:
             raise DataLossError(f"blob {digest}: content store {self.location} holds {len(data)} bytes, not {size}")
@@ -122,7 +115,7 @@ class S3Backend:
             digest, data = item
             try:
                 self._client.put_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest), Body=data)
-            except _ERRORS as exc:
+            except S3_ERRORS as exc:
                 raise translate(exc, self.location, f"blob {digest}") from exc
             self._cache.put(str(digest), data)
 
@@ -137,7 +130,7 @@ class S3Backend:
         self._cache.drop(str(digest))
         try:
             self._client.delete_object(Bucket=self.location.bucket, Key=blob_key(self.location, digest))
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             raise translate(exc, self.location, f"blob {digest}") from exc
 
     def iter_blobs(self) -> Iterator[Digest]:
@@ -152,7 +145,7 @@ class S3Backend:
                             yield Digest(algorithm, name)
                         except InvalidArgumentError:
                             log.warning("ignoring stray object %s%s", prefix, name)
-            except _ERRORS as exc:
+            except S3_ERRORS as exc:
                 raise translate(exc, self.location, "listing blobs") from exc
 
     # -- ingests -------------------------------------------------------------------

@@ -37,7 +37,7 @@ from cairn.core.errors import (
     UnavailableError,
 )
 
-__all__ = ["MIN_PART_SIZE", "S3Location", "translate"]
+__all__ = ["MIN_PART_SIZE", "S3_ERRORS", "S3Location", "error_code", "is_not_found", "translate"]
 
 #: S3's smallest part but the last one.
 MIN_PART_SIZE = 5 << 20
@@ -124,8 +124,17 @@ class S3Location:
             raise FailedPreconditionError(f"content store {self}: {exc}") from exc
 
 
+#: What a botocore call raises for a store that answered with an error or could not be reached.
+S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
+
+
 def error_code(exc: botocore.exceptions.ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+def is_not_found(exc: Exception) -> bool:
+    """Whether ``exc`` says the object is not there (404 for HEAD, NoSuchKey for GET)."""
+    return isinstance(exc, botocore.exceptions.ClientError) and error_code(exc) in _NOT_FOUND
 
 
 def translate(exc: Exception, location: S3Location, what: str) -> CairnError:

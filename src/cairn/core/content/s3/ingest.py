@@ -33,7 +33,7 @@ from typing import Any
 import botocore.exceptions
 
 from cairn.core.catalog.ingest_uploads import IngestUpload, IngestUploadCatalog, UploadPiece
-from cairn.core.content.s3.client import S3Location, error_code, translate
+from cairn.core.content.s3.client import S3_ERRORS, S3Location, error_code, is_not_found, translate
 from cairn.core.content.s3.hashstate import ResumableHasher
 from cairn.core.digest import Digest
 from cairn.core.errors import CairnError, DataLossError, FailedPreconditionError
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 #: The largest object one CopyObject request may copy (S3's limit).
 MAX_COPY_OBJECT = 5 << 30
-_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 def staging_key(location: S3Location, key: str) -> str:
@@ -107,7 +106,8 @@ class S3IngestData:
         self._tails: list[UploadPiece] = []
         for tail in state.tails:
             data = self._read_tail(tail)
-            if data is None:
+            if data is None:  # the rest is not usable: the catalog must not count it either
+                self._catalog.cut(self._key, self._parts_end + len(self._buffer), time.time_ns())
                 break
             self._buffer += data
             self._tails.append(tail)
@@ -122,12 +122,10 @@ class S3IngestData:
             data: bytes = self._client.get_object(
                 Bucket=self._location.bucket, Key=tail_key(self._location, self._key, tail.start)
             )["Body"].read()
-        except botocore.exceptions.ClientError as exc:
-            if error_code(exc) in ("404", "NoSuchKey"):
+        except S3_ERRORS as exc:
+            if is_not_found(exc):
                 log.warning("%s: missing from the object store; the ingest resumes before it", what)
                 return None
-            raise translate(exc, self._location, what) from exc
-        except _ERRORS as exc:
             raise translate(exc, self._location, what) from exc
         if len(data) != tail.size:
             log.warning("%s: %d bytes stored, %d recorded; the ingest resumes before it", what, len(data), tail.size)
@@ -149,7 +147,8 @@ class S3IngestData:
         self.updated_at = time.time_ns()
         part_size = self._location.part_size
         while len(self._buffer) >= part_size:
-            chunk = bytes(self._buffer[:part_size])
+            with memoryview(self._buffer) as view:
+                chunk = bytes(view[:part_size])  # one copy (a bytearray slice would make two)
             del self._buffer[:part_size]
             self._submit(chunk)
 
@@ -188,7 +187,7 @@ class S3IngestData:
             if error_code(exc) == "NoSuchUpload":
                 raise self._forgotten() from exc
             raise translate(exc, self._location, what) from exc
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             raise translate(exc, self._location, what) from exc
         part = UploadPiece(start, len(chunk), number, str(response["ETag"]), self._hasher.state())
         self._catalog.add_part(self._key, part, time.time_ns())
@@ -206,7 +205,7 @@ class S3IngestData:
         )
         try:
             response = self._client.create_multipart_upload(Bucket=self._location.bucket, Key=target)
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             raise translate(exc, self._location, f"ingest {self._key}") from exc
         self._upload_id, self._target = str(response["UploadId"]), target
         self._catalog.set_upload(self._key, self._upload_id, target, time.time_ns())
@@ -266,7 +265,7 @@ class S3IngestData:
                 self._copy(staged, final)
                 self._client.delete_object(Bucket=self._location.bucket, Key=staged)
             self._closed = True
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             raise translate(exc, self._location, what) from exc
 
     def _copy(self, source: str, target: str) -> None:
@@ -325,7 +324,7 @@ class S3IngestData:
                 Bucket=self._location.bucket, Key=tail_key(self._location, self._key, start),
                 Body=bytes(self._buffer[len(self._buffer) - unsaved :]),
             )
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             raise translate(exc, self._location, f"ingest {self._key}") from exc
         self._catalog.add_tail(self._key, tail, time.time_ns())
         self._persisted = self._size
@@ -337,7 +336,7 @@ class S3IngestData:
                 self._client.delete_object(
                     Bucket=self._location.bucket, Key=tail_key(self._location, self._key, tail.start)
                 )
-            except _ERRORS as exc:  # an orphan tail object costs space, not correctness
+            except S3_ERRORS as exc:  # an orphan tail object costs space, not correctness
                 log.warning("ingest %s: could not delete tail at %d: %s", self._key, tail.start, exc)
 
     def _remove_objects(self, *, abort: bool) -> None:
@@ -357,7 +356,7 @@ def remove_ingest_objects(
         except botocore.exceptions.ClientError as exc:
             if error_code(exc) != "NoSuchUpload":
                 log.warning("ingest %s: could not abort upload %s: %s", key, upload_id, exc)
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             log.warning("ingest %s: could not abort upload %s: %s", key, upload_id, exc)
     names = [tail_key(location, key, t.start) for t in tails]
     if target == staging_key(location, key):
@@ -365,5 +364,5 @@ def remove_ingest_objects(
     for name in names:
         try:
             client.delete_object(Bucket=location.bucket, Key=name)
-        except _ERRORS as exc:
+        except S3_ERRORS as exc:
             log.warning("ingest %s: could not delete %s: %s", key, name, exc)
