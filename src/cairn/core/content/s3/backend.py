@@ -25,7 +25,7 @@ import botocore.exceptions
 
 from cairn.core.catalog.ingest_uploads import IngestUploadCatalog
 from cairn.core.content.s3 import hashstate
-from cairn.core.content.s3.cache import SmallBlobCache
+from cairn.core.content.s3.cache import ImmutableBytesCache
 from cairn.core.content.s3.client import S3_ERRORS, S3Location, error_code, is_not_found, translate
 from cairn.core.content.s3.ingest import S3IngestData, blob_key, remove_ingest_objects
 from cairn.core.content.s3.reader import BLOCK, MemoryReader, S3Reader
@@ -56,10 +56,10 @@ class S3Backend:
         self._uploads = uploads
         self._client: Any = location.client()
         self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="s3-upload")
-        self._cache = SmallBlobCache()
+        self._cache = ImmutableBytesCache()
         self._mutex = threading.Lock()
         self._open: dict[str, S3IngestData] = {}  # ingests with a writer in this process
-        self._blocks = SmallBlobCache(budget=128 << 20, item_limit=BLOCK)
+        self._blocks = ImmutableBytesCache(budget=128 << 20, item_limit=BLOCK)
         self._check_bucket()
 
     def _check_bucket(self) -> None:

@@ -1,10 +1,13 @@
-"""Small blobs kept in memory: manifests, Directory records and Warg content are read again and again.
+"""Immutable bytes kept in memory: whole small blobs and 1 MiB blocks of large ones.
+
+Manifests, Directory records and Warg content are read again and again, and
+``ctr content get`` reads a large blob 32 KiB per call.
 
 A blob's bytes never change (the key is their digest), so a cached copy is
 never stale and needs no invalidation: whether a namespace may see the blob is
 decided by the catalog before the backend is asked. One GET costs an object
 store round trip (about a millisecond on loopback, tens across a network);
-the cache turns repeated reads of small blobs into none. Bounded by total
+the cache turns repeated reads into none. Bounded by total
 bytes, least recently used out first.
 """
 
@@ -13,11 +16,11 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-__all__ = ["SmallBlobCache"]
+__all__ = ["ImmutableBytesCache"]
 
 
-class SmallBlobCache:
-    """An LRU of blobs up to ``item_limit`` bytes each, ``budget`` bytes in all. Thread-safe."""
+class ImmutableBytesCache:
+    """An LRU of byte strings up to ``item_limit`` bytes each, ``budget`` bytes in all. Thread-safe."""
 
     def __init__(self, budget: int = 64 << 20, item_limit: int = 256 << 10) -> None:
         self.budget = budget

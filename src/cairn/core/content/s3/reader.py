@@ -18,7 +18,7 @@ from typing import Any, Self
 import botocore.exceptions
 import urllib3.exceptions
 
-from cairn.core.content.s3.cache import SmallBlobCache
+from cairn.core.content.s3.cache import ImmutableBytesCache
 from cairn.core.content.s3.client import S3Location, translate
 from cairn.core.errors import DataLossError, OutOfRangeError
 
@@ -38,7 +38,7 @@ class S3Reader:
     """A :class:`~cairn.core.content.store.ReaderAt` over one immutable object. Thread-safe."""
 
     def __init__(
-        self, client: Any, location: S3Location, key: str, size: int, what: str, blocks: SmallBlobCache
+        self, client: Any, location: S3Location, key: str, size: int, what: str, blocks: ImmutableBytesCache
     ) -> None:
         self._client = client
         self._location = location
