@@ -18,27 +18,38 @@ import os
 import shutil
 import signal
 import socket
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from cairn import __version__
+from cairn.api.grpc.auth import GrpcGate
 from cairn.api.grpc.directory_store import StoreServicer
 from cairn.api.grpc.directory_sync import SyncServicer, grpc_negotiator
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as image_grpc
+from cairn.api.grpc.gen.containerd.services.leases.v1 import leases_pb2_grpc as leases_grpc
 from cairn.api.grpc.gen.store.v1 import store_service_pb2_grpc as store_grpc
 from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as sync_grpc
 from cairn.api.grpc.images import ImageServicer
+from cairn.api.grpc.leases import LeasesServicer
+from cairn.api.grpc.scopes import ScopeMap
 from cairn.api.grpc.server import build_grpc_server
 from cairn.api.http.app import build_http_app
 from cairn.api.http.auth import HttpAuth
+from cairn.api.http.ratelimit import rate_limit_middleware
 from cairn.api.metrics import Metrics
+from cairn.api.ratelimit import RateLimiter
+from cairn.api.tls import ServerTls, load_server_tls
 from cairn.core.auth import open_auth
 from cairn.core.catalog import Catalog, open_catalog
 from cairn.core.content import ContentStore, open_content_store
 from cairn.core.errors import UnavailableError
+from cairn.core.gc import GarbageCollector, GcPolicy
+from cairn.core.gc.schedule import GcSchedule
 from cairn.directory.credentials import SyncCredentials
 from cairn.directory.replication import Replicator
 from cairn.directory.store import RecordStore
@@ -99,6 +110,8 @@ def _claim_socket(path: Path) -> None:
 def serve(settings: Settings) -> None:
     """Run the server until SIGINT or SIGTERM. Raises CairnError on a start-up problem."""
     settings.check_binding()
+    tls = load_server_tls(settings.tls_cert, settings.tls_key) if settings.tls_cert and settings.tls_key else None
+    limiter = RateLimiter(settings.rate_limit, settings.rate_burst) if settings.rate_limit > 0 else None
     with ExitStack() as stack:
         lock_fd = _lock_data_dir(settings.data_dir)
         stack.callback(os.close, lock_fd)
@@ -145,6 +158,7 @@ def serve(settings: Settings) -> None:
             unix_socket=str(socket_path),
             workers=settings.grpc_workers,
             read_chunk=settings.read_chunk_bytes,
+            verify_reads=settings.verify_reads,
             cpus=parse_cpus(settings.grpc_cpus),
             services=[
                 lambda server: store_grpc.add_StoreServiceServicer_to_server(StoreServicer(records, metrics), server),
@@ -154,7 +168,20 @@ def serve(settings: Settings) -> None:
                 lambda server: image_grpc.add_ImageServiceServicer_to_server(
                     ImageServicer(images, metrics), server
                 ),
+                lambda server: leases_grpc.add_LeasesServicer_to_server(
+                    LeasesServicer(catalog.leases, metrics), server
+                ),
             ],
+            interceptors=[
+                GrpcGate(
+                    core_auth,
+                    ScopeMap(settings.registry_namespace, settings.images_namespace, settings.directory_repository),
+                    limiter,
+                    token_url=f"{settings.registry_url.rstrip('/')}/token",
+                )
+            ],
+            tls=tls,
+            leases=catalog.leases,
         )
         stack.callback(grpc_faces.stop, SHUTDOWN_GRACE)
         syncs.start()  # resumes the syncs of the catalog; stopped before the catalog closes
@@ -162,9 +189,26 @@ def serve(settings: Settings) -> None:
         warg = _open_warg(settings, catalog, store)
         warg.start()
         stack.callback(warg.stop)
+        gc_schedule = GcSchedule(
+            GarbageCollector(catalog, store, gc_policy(settings)), catalog.claims, settings.gc_interval_seconds
+        )
+        gc_schedule.start()  # stopped before the store and catalog close
+        stack.callback(gc_schedule.stop)
         auth = HttpAuth(core_auth)
-        asyncio.run(_run_http(settings, metrics, socket_path, registry, auth, warg))
+        middlewares = [rate_limit_middleware(limiter, core_auth)] if limiter is not None else []
+        asyncio.run(_run_http(settings, metrics, socket_path, registry, auth, warg, tls=tls, middlewares=middlewares))
         log.info("shutting down: waiting up to %.0fs for in-flight calls", SHUTDOWN_GRACE)
+
+
+def gc_policy(settings: Settings) -> GcPolicy:
+    """Garbage collection's policy from the settings (``cairn gc`` uses it too)."""
+    return GcPolicy(
+        registry_namespace=settings.registry_namespace,
+        directory_repository=settings.directory_repository,
+        images_namespace=settings.images_namespace,
+        grace_seconds=settings.gc_grace_seconds,
+        ingest_expiry_seconds=settings.ingest_expiry_seconds,
+    )
 
 
 def _open_images(settings: Settings, catalog: Catalog, store: ContentStore) -> ImageService:
@@ -228,17 +272,29 @@ async def _run_http(
     registry: Registry,
     auth: HttpAuth,
     warg: WargRegistry,
+    *,
+    tls: ServerTls | None = None,
+    middlewares: Sequence[Middleware] = (),
 ) -> None:
     loop = asyncio.get_running_loop()
     loop.set_default_executor(ThreadPoolExecutor(HTTP_WORKER_THREADS, thread_name_prefix="http-work"))
     runner = web.AppRunner(
-        build_http_app(metrics, __version__, registry, auth, warg, settings.registry_url),
+        build_http_app(
+            metrics, __version__, registry, auth, warg, settings.registry_url, middlewares=middlewares,
+            verify_reads=settings.verify_reads,
+        ),
         access_log=None,
         read_bufsize=HTTP_READ_BUFFER,
         auto_decompress=False,  # blob bytes must arrive exactly as sent
     )
     await runner.setup()
-    site = web.TCPSite(runner, settings.http_addr.host, settings.http_addr.port, reuse_port=False)
+    site = web.TCPSite(
+        runner,
+        settings.http_addr.host,
+        settings.http_addr.port,
+        reuse_port=False,
+        ssl_context=tls.ssl_context() if tls is not None else None,
+    )
     try:
         await site.start()
     except OSError as exc:
@@ -251,10 +307,12 @@ async def _run_http(
         loop.add_signal_handler(signum, stop.set)
     gc.freeze()  # start-up objects never die; keep the collector off them (measured: faster Reads)
     log.info(
-        "cairn %s serving: grpc %s and unix:%s, http http://%s (registry at /v2/, warg at /v1/, data in %s)",
+        "cairn %s serving: grpc%s %s and unix:%s, http %s://%s (registry at /v2/, warg at /v1/, data in %s)",
         __version__,
+        "+tls" if tls is not None else "",
         settings.grpc_addr,
         socket_path,
+        "https" if tls is not None else "http",
         settings.http_addr,
         settings.data_dir,
     )

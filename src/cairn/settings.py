@@ -138,12 +138,35 @@ class Settings:
     image_auth_file: Path | None = None
     #: layers an image pull or push transfers at once
     image_parallel_transfers: int = 6
+    #: OCI registry (e.g. another cairn) that ``cairn fsck --repair`` re-fetches corrupt or missing blobs from
+    repair_peer: str = ""
+    #: hash whole-blob reads as they are served and cut them short if the digest does not match
+    verify_reads: bool = True
+    #: PEM certificate chain for TLS on the HTTP and gRPC TCP listeners (with ``tls_key``)
+    tls_cert: Path | None = None
+    #: PEM private key of ``tls_cert``
+    tls_key: Path | None = None
+    #: requests per second each client may make (0: no limit); the unix socket is exempt
+    rate_limit: float = 0.0
+    #: requests a client may make at once above ``rate_limit`` (0: twice the rate, at least 1)
+    rate_burst: int = 0
+    #: seconds between scheduled garbage collections (0: none; ``cairn gc`` runs one by hand)
+    gc_interval_seconds: int = 3600
+    #: anything named, stored or changed more recently than this many seconds is kept by GC
+    gc_grace_seconds: int = 3600
+    #: containerd-namespace ingests idle longer than this (and held by no lease) are aborted by GC
+    ingest_expiry_seconds: int = 86400
     config: Path | None = None
 
     @property
     def registry_url(self) -> str:
         """Where remote nodes reach this node's OCI registry (handed out for sync)."""
-        return self.advertise_url or f"http://{self.http_addr}"
+        return self.advertise_url or f"{'https' if self.tls_enabled else 'http'}://{self.http_addr}"
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether the TCP listeners speak TLS (``tls_cert`` and ``tls_key`` are set)."""
+        return self.tls_cert is not None and self.tls_key is not None
 
     @property
     def token_key_path(self) -> Path:
@@ -198,18 +221,24 @@ class Settings:
     def check_binding(self) -> None:
         """Refuse non-loopback listeners without authentication unless explicitly allowed.
 
-        Users (``users_file``) authenticate the HTTP face only; the gRPC faces have
-        no authentication yet, so a non-loopback gRPC address always needs the flag.
+        Users (``users_file``) authenticate both faces: HTTP with Basic or Bearer
+        credentials, gRPC over TCP with ``authorization: Bearer`` tokens from
+        ``/token``. Without users, any non-loopback listener needs the flag.
+        Also refuses half a TLS configuration (a certificate without a key or
+        the other way round).
         """
-        unprotected = [str(self.grpc_addr)] if not self.grpc_addr.is_loopback else []
-        if not self.http_addr.is_loopback and not self.auth_configured:
-            unprotected.insert(0, str(self.http_addr))
+        if (self.tls_cert is None) != (self.tls_key is None):
+            given, missing = ("--tls-cert", "--tls-key") if self.tls_cert is not None else ("--tls-key", "--tls-cert")
+            raise InvalidArgumentError(f"{given} needs {missing} too: TLS takes a certificate and its key")
+        if self.auth_configured:
+            return
+        unprotected = [str(a) for a in (self.http_addr, self.grpc_addr) if not a.is_loopback]
         if unprotected and not self.insecure_allow_anonymous:
             raise InvalidArgumentError(
                 f"refusing to listen on {', '.join(unprotected)} without authentication: "
                 "anyone on the network could read and write. Bind to 127.0.0.1/::1, configure "
-                "users (--users-file; HTTP only), or pass --insecure-allow-anonymous if that is "
-                "really what you want"
+                "users (--users-file; HTTP and gRPC then need credentials), or pass "
+                "--insecure-allow-anonymous if that is really what you want"
             )
 
     @classmethod
@@ -243,13 +272,15 @@ class Settings:
             if name in ("data_dir",):
                 values[name] = Path(value)
             elif name in ("socket", "config", "users_file", "access_file", "warg_operator_key_file",
-                          "image_auth_file", "token_key_file"):
+                          "image_auth_file", "token_key_file", "tls_cert", "tls_key"):
                 values[name] = Path(value) if value else None
             elif name == "http_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--http-addr")
             elif name == "grpc_addr":
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--grpc-addr")
             elif name in ("insecure_allow_anonymous", "warg_wasm_only"):
+                values[name] = _as_bool(value, name)
+            elif name == "verify_reads":
                 values[name] = _as_bool(value, name)
             elif name in (
                 "grpc_workers",
@@ -282,6 +313,12 @@ class Settings:
                     raise InvalidArgumentError(f"setting {name}: {value!r} is not a number") from None
                 if not 0 < values[name] <= 86400:
                     raise InvalidArgumentError(f"setting {name} must be in (0, 86400], not {value}")
+            elif name in ("rate_limit", "rate_burst"):
+                values[name] = _as_rate(value, name)
+            elif name in ("gc_interval_seconds", "gc_grace_seconds", "ingest_expiry_seconds"):
+                values[name] = _as_int(value, name)
+                if values[name] < 0:
+                    raise InvalidArgumentError(f"setting {name} must be 0 or positive, not {value}")
             elif name == "directory_repository":
                 values[name] = check_repository(str(value))
             elif name == "registry_namespace":
@@ -294,6 +331,17 @@ class Settings:
             else:
                 values[name] = str(value)
         return cls(**values)
+
+
+def _as_rate(value: Any, name: str) -> float | int:
+    """``rate_limit`` (a float) or ``rate_burst`` (an int), never negative; 0 turns limiting off."""
+    try:
+        number: float | int = int(value) if name == "rate_burst" else float(value)
+    except (TypeError, ValueError):
+        raise InvalidArgumentError(f"setting {name}: {value!r} is not a number") from None
+    if not 0 <= number < float("inf"):
+        raise InvalidArgumentError(f"setting {name} must be 0 (off) or positive, not {value}")
+    return number
 
 
 def _pairs(text: str, name: str, form: str) -> list[tuple[str, str]]:

@@ -13,10 +13,8 @@ import hashlib
 import os
 import queue
 import random
-import sqlite3
 import threading
 import time
-from pathlib import Path
 
 import grpc
 import pytest
@@ -24,28 +22,10 @@ import pytest
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
 from tests.conftest import CairnServer
+from tests.faults import CHUNK, verify_store
 
 NS = (("containerd-namespace", "default"),)
-CHUNK = 1 << 20
 ROUNDS = 12 if os.environ.get("CAIRN_SLOW") else 3
-
-
-def verify_store(data_dir: Path) -> dict[str, int]:
-    """Check every blob file against its digest and every catalog row against its file."""
-    blobs = data_dir / "content" / "blobs"
-    sizes: dict[str, int] = {}
-    for algorithm_dir in blobs.iterdir() if blobs.exists() else []:
-        for path in algorithm_dir.iterdir():
-            hasher = hashlib.new(algorithm_dir.name)
-            with path.open("rb") as f:
-                while chunk := f.read(CHUNK):
-                    hasher.update(chunk)
-            assert hasher.hexdigest() == path.name, f"blob file {path} does not match its digest"
-            sizes[f"{algorithm_dir.name}:{path.name}"] = path.stat().st_size
-    with sqlite3.connect(data_dir / "cairn.db") as db:
-        for digest, size in db.execute("SELECT digest, size FROM content_blobs"):
-            assert sizes.get(digest) == size, f"catalog names {digest} ({size} B) without its bytes"
-    return sizes
 
 
 class Feeder:

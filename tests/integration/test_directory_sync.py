@@ -65,7 +65,9 @@ def nodes(short_tmp: Path, cairn_backend: Backend) -> Iterator[Callable[..., Cai
 
 
 def channel(node: CairnServer) -> grpc.Channel:
-    return grpc.insecure_channel(node.grpc_addr)
+    """The node's unix socket: trusted even on a node with users, where TCP calls need tokens
+    (docs/security.md). Nodes still reach each other over TCP (the remote URLs are TCP)."""
+    return grpc.insecure_channel(f"unix:{node.socket}")
 
 
 def syncs(node: CairnServer) -> pb_grpc.SyncServiceStub:

@@ -201,3 +201,22 @@ def test_replicas_opening_together_migrate_once(request: pytest.FixtureRequest) 
     assert [row[0] for row in versions] == [m.version for m in known_migrations()]
     for catalog in opened:
         catalog.close()
+
+
+def test_manifest_requirements_are_checked_inside_the_write(catalog_url: str) -> None:
+    """A link or name removed (by GC) after the registry's first check fails the write, naming it."""
+    from cairn.core.catalog.registry import ReferencesGoneError, Requirements
+
+    catalog = open_catalog(catalog_url)
+    layer, child, manifest = ("sha256:" + c * 64 for c in "abc")
+    catalog.registry.link_blob("repo", layer, 3, 1)
+    required = Requirements(blobs=frozenset({layer}), manifests=frozenset({child}), content=("registry", manifest))
+    with pytest.raises(ReferencesGoneError) as caught:
+        catalog.registry.put_manifest(ManifestRow("repo", manifest, "m", 1, None, None), [layer, child], ["t"], required)
+    assert caught.value.missing == {child, manifest}
+    assert catalog.registry.get_manifest("repo", manifest) is None  # nothing of the failed write stays
+    catalog.content.put_blob(BlobRow("registry", manifest, 1, 1, 1, {}))
+    catalog.registry.put_manifest(ManifestRow("repo", child, "m", 1, None, None), [], [])
+    catalog.registry.put_manifest(ManifestRow("repo", manifest, "m", 1, None, None), [layer, child], ["t"], required)
+    assert catalog.registry.get_manifest("repo", manifest) is not None
+    catalog.close()

@@ -57,11 +57,31 @@ def test_non_loopback_needs_auth_or_explicit_consent() -> None:
     Settings.load({"http_addr": "0.0.0.0:8090", "insecure_allow_anonymous": True}, environ={}).check_binding()
 
 
-def test_users_protect_http_but_not_grpc() -> None:
+def test_users_protect_http_and_grpc() -> None:
+    """gRPC over TCP needs Bearer tokens once users are configured (issue 8), so it may bind widely."""
     Settings.load({"http_addr": "0.0.0.0:8090", "users_file": "/users"}, environ={}).check_binding()
-    grpc_exposed = Settings.load({"grpc_addr": "0.0.0.0:8888", "users_file": "/users"}, environ={})
-    with pytest.raises(InvalidArgumentError, match=r"0\.0\.0\.0:8888.*--insecure-allow-anonymous"):
+    Settings.load({"grpc_addr": "0.0.0.0:8888", "users_file": "/users"}, environ={}).check_binding()
+    grpc_exposed = Settings.load({"grpc_addr": "0.0.0.0:8888"}, environ={})
+    with pytest.raises(InvalidArgumentError, match=r"0\.0\.0\.0:8888 without authentication.*--users-file"):
         grpc_exposed.check_binding()
+
+
+def test_tls_needs_certificate_and_key() -> None:
+    with pytest.raises(InvalidArgumentError, match="--tls-cert needs --tls-key"):
+        Settings.load({"tls_cert": "/c.pem"}, environ={}).check_binding()
+    with pytest.raises(InvalidArgumentError, match="--tls-key needs --tls-cert"):
+        Settings.load({}, environ={"CAIRN_TLS_KEY": "/k.pem"}).check_binding()
+    both = Settings.load({"tls_cert": "/c.pem", "tls_key": "/k.pem"}, environ={})
+    assert both.tls_enabled and both.registry_url == "https://127.0.0.1:8090"
+    assert Settings.load({}, environ={}).registry_url == "http://127.0.0.1:8090"
+
+
+def test_rate_settings() -> None:
+    settings = Settings.load({"rate_limit": "2.5"}, environ={"CAIRN_RATE_BURST": "7"})
+    assert (settings.rate_limit, settings.rate_burst) == (2.5, 7)
+    for bad in ({"rate_limit": "-1"}, {"rate_burst": "x"}, {"rate_limit": "inf"}):
+        with pytest.raises(InvalidArgumentError, match="rate_"):
+            Settings.load(bad, environ={})
 
 
 def test_manifest_limit_is_at_least_4_mib() -> None:

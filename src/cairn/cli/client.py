@@ -28,6 +28,7 @@ from cairn.api.grpc.context import MAX_MESSAGE_BYTES, NAMESPACE_HEADER
 from cairn.api.grpc.errors import CODES
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
+from cairn.cli.connection import GrpcSecurity, open_channel
 from cairn.core.errors import (
     CairnError,
     DataLossError,
@@ -89,16 +90,25 @@ class ContentClient:
     grpcio channel; ``close()`` is idempotent.
     """
 
-    def __init__(self, server: str, namespace: str = "default", timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        server: str,
+        namespace: str = "default",
+        timeout: float | None = None,
+        *,
+        security: GrpcSecurity | None = None,
+    ) -> None:
         self.server = server
         self.namespace = namespace
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(
+        self._channel = open_channel(  # TLS and tokens: cli/connection.py
             grpc_target(server),
-            options=[
+            [
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ],
+            security,
+            namespace,
         )
         self._stub: Any = pb_grpc.ContentStub(self._channel)
         self._metadata = ((NAMESPACE_HEADER, namespace),)

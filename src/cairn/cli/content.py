@@ -27,6 +27,7 @@ import click
 
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.cli.client import ContentClient
+from cairn.cli.connection import current_security, security_options
 from cairn.cli.health import DEFAULT_URL
 from cairn.cli.output import (
     BLOB_COLUMNS,
@@ -71,7 +72,7 @@ class ClientOptions:
     timeout: float | None = None
 
     def client(self) -> ContentClient:
-        return ContentClient(self.server, self.namespace, self.timeout)
+        return ContentClient(self.server, self.namespace, self.timeout, security=current_security())
 
 
 _OPTION_NAMES = ("server", "url", "namespace", "output_format", "timeout")
@@ -122,6 +123,7 @@ _uses_client = merged_options(ClientOptions, _OPTION_NAMES)
 
 @click.group("content")
 @_client_options(on_group=True)
+@security_options
 @click.pass_context
 def content_group(ctx: click.Context, /, **options: Any) -> None:
     """Blobs and ingests of the content store, over containerd's content API."""

@@ -44,6 +44,7 @@ from cairn.api.grpc.gen.store.v1 import store_service_pb2_grpc as store_grpc
 from cairn.api.grpc.gen.store.v1 import sync_service_pb2 as sync_pb
 from cairn.api.grpc.gen.store.v1 import sync_service_pb2_grpc as sync_grpc
 from cairn.cli.client import ContentClient
+from cairn.cli.connection import GrpcSecurity, current_security, security_options
 from cairn.cli.content import DEFAULT_SERVER
 from cairn.cli.output import (
     Column,
@@ -93,8 +94,8 @@ class DirectoryClient(ContentClient):
     protobuf messages here; this class does not compute or check CIDs.
     """
 
-    def __init__(self, server: str, timeout: float | None = None) -> None:
-        super().__init__(server, timeout=timeout)
+    def __init__(self, server: str, timeout: float | None = None, *, security: GrpcSecurity | None = None) -> None:
+        super().__init__(server, timeout=timeout, security=security)
         self._store: Any = store_grpc.StoreServiceStub(self._channel)
         self._sync: Any = sync_grpc.SyncServiceStub(self._channel)
 
@@ -245,7 +246,7 @@ class DirectoryOptions:
     output_format: str | None = None
 
     def client(self) -> DirectoryClient:
-        return DirectoryClient(self.server, self.timeout)
+        return DirectoryClient(self.server, self.timeout, security=current_security())
 
     def format(self, default: str = "human") -> str:
         return self.output_format or default
@@ -433,7 +434,11 @@ def _struct(record: Record) -> struct_pb2.Struct:
 
 def _received(cid: str, data: struct_pb2.Struct) -> Record:
     """The record the server sent for ``cid``, canonicalised; DataLossError if it has another CID."""
-    record = Record.from_document(json_format.MessageToDict(data))
+    try:
+        document = json_format.MessageToDict(data)
+    except ValueError as exc:  # NaN or an infinity in a number_value: not JSON
+        raise DataLossError(f"record {cid}: the server sent data that is not JSON ({exc})") from None
+    record = Record.from_document(document)
     if record.cid != cid:
         raise DataLossError(f"record {cid}: the server sent a record whose CID is {record.cid}")
     return record
@@ -486,6 +491,7 @@ def _compact(value: object) -> str:
 # -- cairn record ----------------------------------------------------------------------
 @click.group("record")
 @_server_options(on_group=True)
+@security_options
 @click.pass_context
 def record_group(ctx: click.Context, /, **options: Any) -> None:
     """Directory records: push, pull, inspect and delete them; sign and verify offline."""
@@ -802,6 +808,7 @@ def verify_command(
 # -- cairn sync ----------------------------------------------------------------------
 @click.group("sync")
 @_server_options(on_group=True)
+@security_options
 @click.pass_context
 def sync_group(ctx: click.Context, /, **options: Any) -> None:
     """Replication of remote Directory nodes into this one."""

@@ -29,6 +29,7 @@ from typing import Any, Final, TypeVar
 
 import click
 
+from cairn.cli.connection import current_security, security_options
 from cairn.cli.content import DEFAULT_SERVER
 from cairn.cli.image_auth import Credentials, credentials_from_file, encode_auth
 from cairn.cli.image_client import ImageClient
@@ -68,7 +69,7 @@ class ImageOptions:
     def client(self) -> ImageClient:
         """Unary calls get ``--timeout`` or :data:`UNARY_TIMEOUT`; streams ``--timeout`` or none."""
         unary = self.timeout if self.timeout is not None else UNARY_TIMEOUT
-        return ImageClient(self.server, timeout=unary, stream_timeout=self.timeout)
+        return ImageClient(self.server, timeout=unary, stream_timeout=self.timeout, security=current_security())
 
 
 _OPTION_NAMES = ("server", "timeout", "output_format")
@@ -103,6 +104,7 @@ _uses_client = merged_options(ImageOptions, _OPTION_NAMES)
 
 @click.group("image")
 @_client_options(on_group=True)
+@security_options
 @click.pass_context
 def image_group(ctx: click.Context, /, **options: Any) -> None:
     """Images: pull, push, list, inspect, remove, tag and build, over the image service."""

@@ -25,6 +25,7 @@ import grpc
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2 as pb
 from cairn.api.grpc.gen.arcbox.v1 import image_pb2_grpc as pb_grpc
 from cairn.cli.client import ContentClient
+from cairn.cli.connection import GrpcSecurity
 from cairn.cli.image_context import BuildContextSpec, ContextStream
 from cairn.core.errors import CairnError, DataLossError
 
@@ -45,9 +46,14 @@ class ImageClient(ContentClient):
     """
 
     def __init__(
-        self, server: str, timeout: float | None = None, stream_timeout: float | None = None
+        self,
+        server: str,
+        timeout: float | None = None,
+        stream_timeout: float | None = None,
+        *,
+        security: GrpcSecurity | None = None,
     ) -> None:
-        super().__init__(server, timeout=timeout)
+        super().__init__(server, timeout=timeout, security=security)
         self.stream_timeout = stream_timeout
         self._images: Any = pb_grpc.ImageServiceStub(self._channel)
 

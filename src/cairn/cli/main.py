@@ -14,6 +14,8 @@ import click
 from cairn import __version__
 from cairn.cli.content import content_group
 from cairn.cli.directory import record_group, sync_group
+from cairn.cli.fsck import fsck_command
+from cairn.cli.gc import gc_command
 from cairn.cli.health import health_command
 from cairn.cli.image import image_group
 from cairn.cli.registry import blob_group, manifest_group, repo_group, tag_group
@@ -41,6 +43,8 @@ cli.add_command(record_group)
 cli.add_command(sync_group)
 cli.add_command(warg_group)
 cli.add_command(image_group)
+cli.add_command(fsck_command)
+cli.add_command(gc_command)
 
 
 def main() -> None:

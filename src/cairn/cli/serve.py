@@ -36,6 +36,11 @@ __all__ = ["serve_command"]
 @click.option("--registry-namespace", help="containerd namespace of registry content [CAIRN_REGISTRY_NAMESPACE; registry]")
 @click.option("--manifest-max-bytes", type=int, help="Largest manifest accepted [CAIRN_MANIFEST_MAX_BYTES; 4194304]")
 @click.option("--upload-expiry-seconds", type=int, help="Idle upload sessions expire [CAIRN_UPLOAD_EXPIRY_SECONDS; 86400]")
+@click.option("--gc-interval-seconds", type=int, help="Seconds between garbage collections, 0 for none [CAIRN_GC_INTERVAL_SECONDS; 3600]")
+@click.option("--gc-grace-seconds", type=int, help="GC keeps anything newer than this [CAIRN_GC_GRACE_SECONDS; 3600]")
+@click.option(
+    "--ingest-expiry-seconds", type=int, help="GC aborts content ingests idle this long [CAIRN_INGEST_EXPIRY_SECONDS; 86400]"
+)
 @click.option(
     "--users-file",
     type=click.Path(path_type=Path),
@@ -97,6 +102,21 @@ __all__ = ["serve_command"]
 )
 @click.option(
     "--image-parallel-transfers", type=int, help="Layers one pull or push transfers at once [CAIRN_IMAGE_PARALLEL_TRANSFERS; 6]"
+)
+@click.option(
+    "--tls-cert",
+    type=click.Path(path_type=Path),
+    help="PEM certificate chain: HTTP and gRPC TCP listeners speak TLS [CAIRN_TLS_CERT]",
+)
+@click.option("--tls-key", type=click.Path(path_type=Path), help="PEM private key of --tls-cert [CAIRN_TLS_KEY]")
+@click.option(
+    "--rate-limit", type=float, metavar="PER_SECOND", help="Requests per second per client, 0 = off [CAIRN_RATE_LIMIT; 0]"
+)
+@click.option("--rate-burst", type=int, help="Requests a client may make at once [CAIRN_RATE_BURST; 2 x rate]")
+@click.option(
+    "--verify-reads/--no-verify-reads",
+    default=None,
+    help="Hash whole-blob reads as they are served; cut a corrupt blob's read short [CAIRN_VERIFY_READS; on]",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(

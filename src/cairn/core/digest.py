@@ -23,8 +23,8 @@ __all__ = ["ALGORITHMS", "Digest", "Hasher", "new_hasher"]
 #: Supported algorithms and the length of their lowercase hex encoding.
 ALGORITHMS: dict[str, int] = {"sha256": 64, "sha512": 128}
 
-_FORMAT = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-_HEX = re.compile(r"^[a-f0-9]+$")
+_FORMAT = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+\Z")
+_HEX = re.compile(r"^[a-f0-9]+\Z")
 
 
 class Hasher(Protocol):

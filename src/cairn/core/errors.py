@@ -26,6 +26,7 @@ __all__ = [
     "OutOfRangeError",
     "PermissionDeniedError",
     "ResourceExhaustedError",
+    "StorageFullError",
     "UnauthenticatedError",
     "UnavailableError",
     "UnimplementedError",
@@ -74,6 +75,11 @@ class PermissionDeniedError(CairnError):
 
 class ResourceExhaustedError(CairnError):
     """A size or count limit was exceeded, or the disk is full."""
+
+
+class StorageFullError(ResourceExhaustedError):
+    """The disk (or bucket) under the store has no room left: nothing the client sent was wrong,
+    and the same request succeeds once an operator makes room (HTTP faces answer 507)."""
 
 
 class UnimplementedError(CairnError):

@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 _NANOS = 1_000_000_000
+_SECONDS_DIGITS = 20  # an i64 count of seconds has at most 19 digits
 
 
 class PackagePermission(StrEnum):
@@ -94,8 +95,8 @@ class RecordTime:
         seconds, dot, nanos = text.partition(".")
         if not (dot and seconds.isascii() and seconds.isdigit() and nanos.isascii() and nanos.isdigit()):
             raise WargFormatError(f"invalid timestamp `{text}`")
-        if len(nanos) != 9:
-            raise WargFormatError(f"invalid timestamp `{text}`")
+        if len(nanos) != 9 or len(seconds) > _SECONDS_DIGITS:  # int() refuses > 4300 digits
+            raise WargFormatError(f"invalid timestamp `{text[:80]}`")
         return cls(int(seconds), int(nanos))
 
     @property

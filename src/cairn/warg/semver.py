@@ -31,6 +31,7 @@ _PATTERN = re.compile(
     re.ASCII,
 )
 _U64_MAX = 2**64 - 1
+_U64_DIGITS = len(str(_U64_MAX))
 
 PreKey = tuple[int, int, str]
 BuildKey = tuple[int, int, str, int]
@@ -67,12 +68,13 @@ class Version:
         match = _PATTERN.fullmatch(text)
         if match is None:
             raise WargFormatError(f"invalid semantic version `{text}`")
-        major, minor, patch = (int(match[name]) for name in ("major", "minor", "patch"))
         pre = tuple(match["pre"].split(".")) if match["pre"] else ()
         build = tuple(match["build"].split(".")) if match["build"] else ()
-        numbers = [major, minor, patch, *(int(p) for p in pre if p.isdigit())]
-        if max(numbers) > _U64_MAX:
-            raise WargFormatError(f"invalid semantic version `{text}`: number too large")
+        digits = [match["major"], match["minor"], match["patch"], *(p for p in pre if p.isdigit())]
+        # Length first: int() refuses more than 4300 digits with a ValueError, and no u64 has 21.
+        if max(len(d) for d in digits) > _U64_DIGITS or max(int(d) for d in digits) > _U64_MAX:
+            raise WargFormatError(f"invalid semantic version `{text[:80]}`: number too large")
+        major, minor, patch = (int(d) for d in digits[:3])
         return cls(major, minor, patch, pre, build)
 
     def sort_key(self) -> tuple[int, int, int, tuple[int, tuple[PreKey, ...]], tuple[BuildKey, ...]]:

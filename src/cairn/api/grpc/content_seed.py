@@ -25,6 +25,7 @@ from cairn.api.grpc.reads import read_range
 from cairn.api.grpc.write_session import WriteSession, WriteStep, drive_write_stream
 from cairn.api.metrics import Metrics
 from cairn.core.content import ContentStore, Status
+from cairn.integrity.verified_reads import SequentialReads
 
 __all__ = ["SeedContentServicer"]
 
@@ -41,12 +42,15 @@ class SeedContentServicer(pb_grpc.ContentServicer):
         stopping: threading.Event,
         read_chunk: int = 1 << 20,
         poll_interval: float = 0.1,
+        *,
+        verify_reads: bool = True,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._stopping = stopping
         self._read_chunk = read_chunk
         self._poll = poll_interval
+        self._reads = SequentialReads() if verify_reads else None
 
     def _namespace(self, context: grpc.ServicerContext) -> str:
         return namespace_of(context, default=DEFAULT_NAMESPACE)
@@ -62,7 +66,8 @@ class SeedContentServicer(pb_grpc.ContentServicer):
     def Read(self, request: pb.ReadRequest, context: grpc.ServicerContext) -> Iterator[pb.ReadResponse]:
         digest = parse_digest(request.digest)
         for offset, data in read_range(
-            self._store, self._namespace(context), digest, request.offset, request.size, self._read_chunk
+            self._store, self._namespace(context), digest, request.offset, request.size, self._read_chunk,
+            self._reads,
         ):
             self._metrics.content_read_bytes.inc(len(data))
             yield pb.ReadResponse(offset=offset, data=data)

@@ -17,10 +17,13 @@ from cairn.api.grpc.convert import info_v1, status_v1, timestamp
 from cairn.api.grpc.errors import handles_errors
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2 as pb
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as pb_grpc
+from cairn.api.grpc.leases import lease_of
 from cairn.api.grpc.reads import read_range
-from cairn.api.grpc.write_session import WriteSession, WriteStep, drive_write_stream
+from cairn.api.grpc.write_session import LeaseHold, WriteSession, WriteStep, drive_write_stream
 from cairn.api.metrics import Metrics
+from cairn.core.catalog import LeaseCatalog
 from cairn.core.content import ContentStore
+from cairn.integrity.verified_reads import SequentialReads
 
 __all__ = ["ContentServicer"]
 
@@ -30,10 +33,20 @@ _LIST_PAGE = 100  # Info messages per List response, as containerd
 class ContentServicer(pb_grpc.ContentServicer):
     SERVICE = "containerd.services.content.v1.Content"
 
-    def __init__(self, store: ContentStore, metrics: Metrics, read_chunk: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        store: ContentStore,
+        metrics: Metrics,
+        read_chunk: int = 1 << 20,
+        *,
+        verify_reads: bool = True,
+        leases: LeaseCatalog | None = None,
+    ) -> None:
         self._store = store
+        self._leases = leases  # for the containerd-lease header on Write
         self._metrics = metrics
         self._read_chunk = read_chunk
+        self._reads = SequentialReads() if verify_reads else None
 
     @handles_errors
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
@@ -76,7 +89,7 @@ class ContentServicer(pb_grpc.ContentServicer):
         digest = parse_digest(request.digest)
         namespace = namespace_of(context)
         for offset, data in read_range(
-            self._store, namespace, digest, request.offset, request.size, self._read_chunk
+            self._store, namespace, digest, request.offset, request.size, self._read_chunk, self._reads
         ):
             self._metrics.content_read_bytes.inc(len(data))
             yield pb.ReadContentResponse(offset=offset, data=data)
@@ -110,7 +123,9 @@ class ContentServicer(pb_grpc.ContentServicer):
             return response
 
         namespace = namespace_of(context)
-        yield from drive_write_stream(self._store, namespace, self._metrics, request_iterator, step, respond)
+        lease = lease_of(context)
+        hold = LeaseHold(self._leases, namespace, lease) if lease and self._leases is not None else None
+        yield from drive_write_stream(self._store, namespace, self._metrics, request_iterator, step, respond, hold)
 
     @handles_errors
     def Abort(self, request: pb.AbortRequest, context: grpc.ServicerContext) -> Empty:

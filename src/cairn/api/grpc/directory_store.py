@@ -53,7 +53,11 @@ def record_of(message: record_pb2.Record) -> Record:
     """The domain record of a wire record; InvalidArgumentError without data."""
     if not message.HasField("data"):
         raise InvalidArgumentError("record data is required")
-    return Record.from_document(json_format.MessageToDict(message.data))
+    try:
+        document = json_format.MessageToDict(message.data)
+    except ValueError as exc:  # NaN or an infinity in a number_value: not JSON
+        raise InvalidArgumentError(f"record data: {exc}") from None
+    return Record.from_document(document)
 
 
 def record_message(canonical: bytes) -> record_pb2.Record:

@@ -23,10 +23,15 @@ from cairn.api.grpc.context import MAX_MESSAGE_BYTES
 from cairn.api.grpc.gen.containerd.services.content.v1 import content_pb2_grpc as v1_grpc
 from cairn.api.grpc.gen.containerd.v1 import content_pb2_grpc as seed_grpc
 from cairn.api.metrics import Metrics
+from cairn.api.tls import ServerTls
+from cairn.core.catalog import LeaseCatalog
 from cairn.core.content import ContentStore
 from cairn.core.errors import UnavailableError
 
-__all__ = ["MAX_MESSAGE_BYTES", "GrpcFaces", "build_grpc_server"]
+__all__ = ["MAX_MESSAGE_BYTES", "SOCKET_MODE", "GrpcFaces", "build_grpc_server"]
+
+#: Mode of the unix socket file: the server's user and group may connect, nobody else.
+SOCKET_MODE = 0o660
 
 
 
@@ -52,6 +57,10 @@ def build_grpc_server(
     read_chunk: int,
     cpus: frozenset[int] | None = None,
     services: Sequence[Callable[[grpc.Server], None]] = (),
+    verify_reads: bool = True,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+    tls: ServerTls | None = None,
+    leases: LeaseCatalog | None = None,
 ) -> GrpcFaces:
     """Create, bind and start the server; UnavailableError naming the address if a bind fails.
 
@@ -59,31 +68,52 @@ def build_grpc_server(
     worker pool they start) run only on those CPUs; the rest of the process keeps
     all of its CPUs. Threads inherit the affinity of the thread that starts them,
     so the caller's affinity is narrowed while the server starts, then restored.
-    ``services`` add further servicers (the Directory faces) to the server.
+    ``services`` add further servicers (the Directory faces) to the server;
+    ``interceptors`` run before every call (token auth, rate limits). With
+    ``tls`` the TCP port speaks TLS; the unix socket stays plaintext, its file
+    mode :data:`SOCKET_MODE` (callers of it are trusted).
     """
     stopping = threading.Event()
     with _affinity(cpus):  # grpcio creates its threads while the server starts
         server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+            interceptors=list(interceptors),
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.so_reuseport", 0),
             ],
         )
-        v1_grpc.add_ContentServicer_to_server(ContentServicer(store, metrics, read_chunk), server)
+        v1_grpc.add_ContentServicer_to_server(
+            ContentServicer(store, metrics, read_chunk, verify_reads=verify_reads, leases=leases), server
+        )
         seed_grpc.add_ContentServicer_to_server(
-            SeedContentServicer(store, metrics, stopping, read_chunk), server
+            SeedContentServicer(store, metrics, stopping, read_chunk, verify_reads=verify_reads), server
         )
         for add_service in services:
             add_service(server)
-        for address in filter(None, (tcp, f"unix:{unix_socket}" if unix_socket else None)):
+        if tcp:
+            _listen(server, tcp, tls)
+        if unix_socket:
+            # Created 0660 from the start (umask), not opened up and narrowed later.
+            umask = os.umask(0o777 & ~SOCKET_MODE)
             try:
-                server.add_insecure_port(address)
-            except RuntimeError as exc:
-                raise UnavailableError(f"cannot listen for gRPC on {address}: {exc}") from None
+                _listen(server, f"unix:{unix_socket}", None)
+            finally:
+                os.umask(umask)
+            os.chmod(unix_socket, SOCKET_MODE)
         server.start()
     return GrpcFaces(server, stopping)
+
+
+def _listen(server: grpc.Server, address: str, tls: ServerTls | None) -> None:
+    try:
+        if tls is None:
+            server.add_insecure_port(address)
+        else:
+            server.add_secure_port(address, tls.grpc_credentials())
+    except RuntimeError as exc:
+        raise UnavailableError(f"cannot listen for gRPC on {address}: {exc}") from None
 
 
 @contextmanager

@@ -24,11 +24,12 @@ from enum import IntEnum
 from typing import TypeVar
 
 from cairn.api.metrics import Metrics
+from cairn.core.catalog import LeaseCatalog, LeaseResource, Transaction
 from cairn.core.content import ContentStore, Info, Status, Writer
 from cairn.core.digest import Digest
-from cairn.core.errors import InvalidArgumentError
+from cairn.core.errors import InvalidArgumentError, NotFoundError
 
-__all__ = ["Action", "WriteSession", "WriteStep", "drive_write_stream"]
+__all__ = ["Action", "LeaseHold", "WriteSession", "WriteStep", "drive_write_stream"]
 
 Request = TypeVar("Request")
 Response = TypeVar("Response")
@@ -52,12 +53,38 @@ class WriteStep:
     committed: Info | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class LeaseHold:
+    """The lease a Write stream's ``containerd-lease`` header names: it holds the ingest, then the blob.
+
+    As containerd: opening the ingest adds resource ("ingests", ref) to the lease
+    (NotFoundError for an unknown lease); the commit, in its own catalog
+    transaction, adds ("content", digest) and drops the ingest resource.
+    """
+
+    leases: LeaseCatalog
+    namespace: str
+    lease: str
+
+    def hold_ingest(self, ref: str) -> None:
+        self.leases.add_resource(self.namespace, self.lease, LeaseResource("ingests", ref))
+
+    def hold_blob(self, ref: str, digest: Digest) -> Callable[[Transaction], None]:
+        def hold(tx: Transaction) -> None:
+            if not self.leases.add_resource_in(tx, self.namespace, self.lease, LeaseResource("content", str(digest))):
+                raise NotFoundError(f"lease {self.lease!r}: not found")
+            self.leases.delete_resource_in(tx, self.namespace, self.lease, LeaseResource("ingests", ref))
+
+        return hold
+
+
 class WriteSession:
     """Holds the writer of one stream; ``close()`` keeps an unfinished ingest resumable."""
 
-    def __init__(self, store: ContentStore, namespace: str) -> None:
+    def __init__(self, store: ContentStore, namespace: str, lease: LeaseHold | None = None) -> None:
         self._store = store
         self._namespace = namespace
+        self._lease = lease
         self._writer: Writer | None = None
         self.finished = False
         self.bytes_written = 0
@@ -81,6 +108,8 @@ class WriteSession:
         if writer is None:
             if not ref:
                 raise InvalidArgumentError("first message must have a reference")
+            if self._lease is not None:
+                self._lease.hold_ingest(ref)
             writer = self._writer = self._store.writer(
                 self._namespace, ref, total=total, expected=expected_digest
             )
@@ -104,7 +133,10 @@ class WriteSession:
         if act is Action.COMMIT:
             status = writer.status()
             self.finished = True
-            info = writer.commit(size=total, expected=expected_digest, labels=labels)
+            hold = None
+            if self._lease is not None:
+                hold = self._lease.hold_blob(writer.ref, expected_digest or writer.digest())
+            info = writer.commit(size=total, expected=expected_digest, labels=labels, also=hold)
             return WriteStep(act, info.size, str(info.digest), status, committed=info)
         status = writer.status()
         # A WRITE that carried data is answered before its bytes are hashed (the store
@@ -124,6 +156,7 @@ def drive_write_stream(
     requests: Iterable[Request],
     step: Callable[[WriteSession, Request], tuple[WriteStep, int]],
     respond: Callable[[Request, WriteStep], Response],
+    lease: LeaseHold | None = None,
 ) -> Iterator[Response]:
     """Answer each request of a Write stream with one response until COMMIT or ABORT.
 
@@ -132,7 +165,7 @@ def drive_write_stream(
     Whatever ends the stream (commit, error, client gone), the writer is
     closed, so an unfinished ingest stays resumable.
     """
-    session = WriteSession(store, namespace)
+    session = WriteSession(store, namespace, lease)
     metrics.active_writers.inc()
     try:
         for request in requests:

@@ -8,9 +8,10 @@ specs/measurements.md), which the registry face needs for blob GETs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiohttp import http_exceptions, web
+from aiohttp.typedefs import Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from cairn.api.http.auth import HttpAuth, add_token_routes
@@ -52,7 +53,11 @@ def build_http_app(
     auth: HttpAuth | None = None,
     warg: WargRegistry | None = None,
     base_url: str = "",
+    middlewares: Sequence[Middleware] = (),
+    verify_reads: bool = True,
 ) -> web.Application:
+    """The app; ``middlewares`` run inside the request counter (so 429s are counted), e.g. rate limits."""
+
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         route = request.match_info.route.resource
@@ -75,13 +80,13 @@ def build_http_app(
         return response
 
     logging.getLogger("aiohttp.server").addFilter(_quiet)
-    app = web.Application(middlewares=[count])
+    app = web.Application(middlewares=[count, *middlewares])
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", scrape)
     if registry is not None:
         gate = auth or HttpAuth(None)
-        add_registry_routes(app, registry, gate)
+        add_registry_routes(app, registry, gate, verify_reads=verify_reads)
         add_token_routes(app, gate)
     if warg is not None:
-        add_warg_routes(app, warg, base_url)
+        add_warg_routes(app, warg, base_url, verify_reads=verify_reads)
     return app

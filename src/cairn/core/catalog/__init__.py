@@ -5,7 +5,8 @@ Open one with :func:`open_catalog` from a URL (``sqlite:///path/cairn.db`` or
 each area of cairn has its own query class over the shared engine
 (``catalog.content`` for the content store, ``catalog.ingest_uploads`` for
 its ingests in an object store, ``catalog.registry`` for the
-OCI registry, ``catalog.images`` for the image service, ``catalog.syncs`` for Directory
+OCI registry, ``catalog.images`` for the image service, ``catalog.leases`` for
+containerd leases, ``catalog.gc`` for garbage collection, ``catalog.syncs`` for Directory
 syncs, ``catalog.warg`` for the Warg registry).
 """
 
@@ -17,8 +18,11 @@ from urllib.parse import urlsplit
 from cairn.core.catalog.claims import Claims, LocalClaims
 from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Database, Transaction
+from cairn.core.catalog.gc import GcCatalog
 from cairn.core.catalog.images import ImageLayerRow, ImageRefRow, ImageRow, ImagesCatalog
 from cairn.core.catalog.ingest_uploads import IngestUpload, IngestUploadCatalog, UploadPiece
+from cairn.core.catalog.integrity import IntegrityCatalog, IntegrityRun
+from cairn.core.catalog.leases import LeaseCatalog, LeaseResource, LeaseRow
 from cairn.core.catalog.migrations import apply_migrations
 from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
 from cairn.core.catalog.sqlite import SqliteDatabase
@@ -33,6 +37,7 @@ __all__ = [
     "CheckpointRow",
     "ContentCatalog",
     "Database",
+    "GcCatalog",
     "ImageLayerRow",
     "ImageRefRow",
     "ImageRow",
@@ -40,6 +45,11 @@ __all__ = [
     "IngestRow",
     "IngestUpload",
     "IngestUploadCatalog",
+    "LeaseCatalog",
+    "LeaseResource",
+    "LeaseRow",
+    "IntegrityCatalog",
+    "IntegrityRun",
     "LocalClaims",
     "ManifestRow",
     "RegistryCatalog",
@@ -66,6 +76,9 @@ class Catalog:
         self.images = ImagesCatalog(db)
         self.syncs = SyncCatalog(db)
         self.warg = WargCatalog(db)
+        self.leases = LeaseCatalog(db)
+        self.gc = GcCatalog(db)
+        self.integrity = IntegrityCatalog(db)
 
     @property
     def url(self) -> str:

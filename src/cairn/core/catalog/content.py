@@ -13,8 +13,39 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cairn.core.catalog.database import Database, Row, Transaction
+from cairn.core.errors import UnavailableError
 
-__all__ = ["BlobRow", "ContentCatalog", "IngestRow"]
+__all__ = ["BlobRow", "BytesSweptError", "ContentCatalog", "IngestRow", "check_bytes_in"]
+
+
+class BytesSweptError(UnavailableError):
+    """Garbage collection removed the bytes of ``digests`` while a commit naming them ran.
+
+    The committer stores the bytes again and retries; nothing was named.
+    """
+
+    def __init__(self, digests: Sequence[str]) -> None:
+        super().__init__(f"bytes of {', '.join(digests)} were collected during the commit; store them again")
+        self.digests = list(digests)
+
+
+def check_bytes_in(tx: Transaction, digests: Sequence[str], present: Callable[[str], bool]) -> None:
+    """Inside a commit's transaction: BytesSweptError if GC swept one of ``digests`` and its bytes are gone.
+
+    Garbage collection records a digest in ``content_sweeps`` before it removes the
+    bytes, and removes them inside its own write transaction after checking that no
+    namespace names the digest. Write transactions run one at a time, so a commit
+    that stored (or found) the bytes before that and names them after it sees the row
+    here; only then is the backend asked, so commits pay one indexed read.
+    """
+    unique = sorted(set(digests))
+    if not unique:
+        return
+    marks = ", ".join("?" for _ in unique)
+    swept = [row[0] for row in tx.query(f"SELECT digest FROM content_sweeps WHERE digest IN ({marks})", unique)]
+    lost = [digest for digest in swept if not present(digest)]
+    if lost:
+        raise BytesSweptError(lost)
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,23 +227,42 @@ class ContentCatalog:
             tx.execute("DELETE FROM content_ingests WHERE namespace = ? AND ref = ?", (namespace, ref))
         return _ingest(rows[0])
 
-    def put_blobs(self, blobs: Sequence[BlobRow], also: Callable[[Transaction], None] | None = None) -> None:
-        """Name ``blobs`` (existing names are kept) and run ``also``, in one transaction."""
+    def put_blobs(
+        self,
+        blobs: Sequence[BlobRow],
+        also: Callable[[Transaction], None] | None = None,
+        present: Callable[[str], bool] | None = None,
+    ) -> None:
+        """Name ``blobs`` (existing names are kept) and run ``also``, in one transaction.
+
+        With ``present`` (does the backend hold this digest's bytes?), raises
+        BytesSweptError if garbage collection removed bytes of one of ``blobs``.
+        """
         with self._db.transaction() as tx:
+            if present is not None:
+                check_bytes_in(tx, [blob.digest for blob in blobs], present)
             for blob in blobs:
                 self._insert_blob(tx, blob)
             if also is not None:
                 also(tx)
 
     def commit_ingest(
-        self, namespace: str, ref: str, blob: BlobRow, also: Callable[[Transaction], None] | None = None
+        self,
+        namespace: str,
+        ref: str,
+        blob: BlobRow,
+        also: Callable[[Transaction], None] | None = None,
+        present: Callable[[str], bool] | None = None,
     ) -> bool:
         """Atomically drop the ingest row, name ``blob`` in the namespace, and run ``also``.
 
         Returns False when the namespace already named the blob (the ingest row
-        is dropped and ``also`` runs all the same).
+        is dropped and ``also`` runs all the same). With ``present``, raises
+        BytesSweptError (nothing changed) if garbage collection removed the blob's bytes.
         """
         with self._db.transaction() as tx:
+            if present is not None:
+                check_bytes_in(tx, [blob.digest], present)
             tx.execute("DELETE FROM content_ingests WHERE namespace = ? AND ref = ?", (namespace, ref))
             named = self._insert_blob(tx, blob)
             if also is not None:

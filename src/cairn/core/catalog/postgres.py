@@ -110,10 +110,17 @@ def to_pyformat(sql: str) -> str:
 
 
 def _redacted(url: str) -> str:
-    """``url`` without its password, for messages."""
+    """``url`` without its password (in the user part or a ``password=`` parameter), for messages."""
     parts = urlsplit(url)
+    if parts.query:
+        query = "&".join(
+            f"{key}=***" if key.lower() == "password" else item
+            for item in parts.query.split("&")
+            for key in [item.partition("=")[0]]
+        )
+        parts = parts._replace(query=query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts)
     netloc = parts.netloc.rsplit("@", 1)
     user = netloc[0].split(":", 1)[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))

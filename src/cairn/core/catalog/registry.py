@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cairn.core.catalog.database import Database, Row, Transaction
+from cairn.core.errors import FailedPreconditionError
 
-__all__ = ["ManifestRow", "RegistryCatalog"]
+__all__ = ["ManifestRow", "ReferencesGoneError", "RegistryCatalog", "Requirements"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +30,29 @@ class ManifestRow:
     subject: str | None
     annotations: Mapping[str, str] = field(default_factory=dict)
     created_at: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Requirements:
+    """What must still exist when a manifest is recorded, checked inside the recording transaction.
+
+    The registry checks a manifest's references before it writes; garbage collection
+    may remove an old, unreferenced link or name in between. Checking again inside
+    the transaction (which serialises with GC's) makes the push either see them
+    and keep them alive, or fail cleanly with the digests that went.
+    """
+
+    blobs: frozenset[str] = frozenset()  # linked as blobs of the repository
+    manifests: frozenset[str] = frozenset()  # manifests of the repository
+    content: tuple[str, str] | None = None  # (namespace, digest): the content name of the manifest's bytes
+
+
+class ReferencesGoneError(FailedPreconditionError):
+    """Required rows vanished between the registry's check and its write (garbage collected)."""
+
+    def __init__(self, missing: set[str]) -> None:
+        super().__init__(f"no longer stored: {', '.join(sorted(missing))}")
+        self.missing = missing
 
 
 _MANIFEST_COLUMNS = "repository, digest, media_type, size, artifact_type, subject, annotations, created_at"
@@ -121,14 +145,45 @@ class RegistryCatalog:
         return wanted - {row[0] for row in rows}
 
     # -- manifests ---------------------------------------------------------------
-    def put_manifest(self, row: ManifestRow, references: Sequence[str], tags: Sequence[str]) -> None:
+    def put_manifest(
+        self,
+        row: ManifestRow,
+        references: Sequence[str],
+        tags: Sequence[str],
+        required: Requirements | None = None,
+    ) -> None:
         """Record a manifest (idempotent for the same digest), what it references, and point ``tags`` at it.
 
         The manifest digest is also linked as a blob of the repository, as
         distribution does, so ``GET /v2/<name>/blobs/<manifest digest>`` works.
+        ReferencesGoneError if something in ``required`` no longer exists.
         """
         with self._db.transaction() as tx:
+            if required is not None:
+                self.check_required(tx, row.repository, required)
             self.put_manifest_in(tx, row, references, tags)
+
+    @classmethod
+    def check_required(cls, tx: Transaction, repository: str, required: Requirements) -> None:
+        """ReferencesGoneError naming what of ``required`` is gone, inside ``tx``."""
+        missing = cls._absent_in(tx, "registry_blobs", repository, required.blobs)
+        missing |= cls._absent_in(tx, "registry_manifests", repository, required.manifests)
+        if required.content is not None:
+            namespace, digest = required.content
+            if not tx.query("SELECT 1 FROM content_blobs WHERE namespace = ? AND digest = ?", (namespace, digest)):
+                missing.add(digest)
+        if missing:
+            raise ReferencesGoneError(missing)
+
+    @staticmethod
+    def _absent_in(tx: Transaction, table: str, repository: str, digests: frozenset[str]) -> set[str]:
+        if not digests:
+            return set()
+        marks = ", ".join("?" for _ in digests)
+        rows = tx.query(
+            f"SELECT digest FROM {table} WHERE repository = ? AND digest IN ({marks})", (repository, *digests)
+        )
+        return set(digests) - {row[0] for row in rows}
 
     @classmethod
     def put_manifest_in(

@@ -12,6 +12,7 @@ UnavailableError.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -25,7 +26,7 @@ from cairn.core.catalog.database import Row
 from cairn.core.errors import (
     AlreadyExistsError,
     CairnError,
-    ResourceExhaustedError,
+    StorageFullError,
     UnavailableError,
 )
 
@@ -40,9 +41,17 @@ def _translate(exc: sqlite3.Error, path: str) -> CairnError:
         return AlreadyExistsError(f"catalog {path}: {text}")
     if "locked" in text or "busy" in text:
         return UnavailableError(f"catalog {path} is busy: {text}")
-    if "full" in text:
-        return ResourceExhaustedError(f"catalog {path}: {text}")
+    if "full" in text:  # SQLITE_FULL: "database or disk is full"
+        return StorageFullError(f"catalog {path}: {text} (no space left on device?)")
     return UnavailableError(f"catalog {path}: {text}")
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back, unless SQLite already did: after SQLITE_FULL (a full disk), IOERR or NOMEM it
+    rolls the transaction back itself, and a second ROLLBACK would bury that error under
+    "no transaction is active"."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
 
 
 class _Tx:
@@ -113,14 +122,14 @@ class SqliteDatabase:
         try:
             yield _Tx(conn)
         except BaseException as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             if isinstance(exc, sqlite3.Error):
                 raise _translate(exc, self.path) from exc
             raise
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            conn.execute("ROLLBACK")
+            _rollback(conn)
             raise _translate(exc, self.path) from exc
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -153,6 +162,10 @@ class SqliteDatabase:
             return
         try:
             os.fsync(fd)
+        except OSError as exc:  # the commit is not known to be durable: not acknowledged either
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFullError(f"catalog {self.path}: no space left on device syncing the WAL") from exc
+            raise UnavailableError(f"catalog {self.path}: syncing the WAL failed: {exc.strerror or exc}") from exc
         finally:
             os.close(fd)
 

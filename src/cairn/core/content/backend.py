@@ -10,12 +10,44 @@ local-disk backend is :mod:`cairn.core.content.local`; the S3-compatible one,
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from cairn.core.content.store import ReaderAt
 from cairn.core.digest import Digest
 
-__all__ = ["BlobBackend", "IngestData"]
+__all__ = ["BlobBackend", "BlobStat", "IngestData", "MultipartUploads", "PendingUpload"]
+
+
+@dataclass(frozen=True, slots=True)
+class BlobStat:
+    """A blob as the backend lists it: ``modified_at`` is when its bytes were last written (ns)."""
+
+    digest: Digest
+    size: int
+    modified_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingUpload:
+    """A multipart upload an object store holds open: ``initiated_at`` in ns."""
+
+    key: str
+    upload_id: str
+    initiated_at: int
+
+
+@runtime_checkable
+class MultipartUploads(Protocol):
+    """Backends whose ingests are object-store multipart uploads (S3): list and abort them.
+
+    Garbage collection aborts old uploads that no catalog row knows (left by a
+    replica that died between starting an upload and recording it).
+    """
+
+    def pending_uploads(self) -> Iterator[PendingUpload]: ...
+
+    def abort_upload(self, upload: PendingUpload) -> None: ...
 
 
 class IngestData(Protocol):
@@ -69,7 +101,20 @@ class BlobBackend(Protocol):
 
     def remove_blob(self, digest: Digest) -> None: ...
 
+    def quarantine_blob(self, digest: Digest) -> str | None:
+        """Move blob ``digest``'s bytes out of the blobs into a quarantine area (``cairn fsck --repair``).
+
+        Returns where they went (a path or object key, for the operator), or None if the
+        backend does not hold the blob. Afterwards the backend no longer holds ``digest``,
+        so verified bytes can be stored under it again.
+        """
+        ...
+
     def iter_blobs(self) -> Iterator[Digest]: ...
+
+    def iter_blob_stats(self) -> Iterator[BlobStat]:
+        """Every blob held, with its size and last-modified time (for garbage collection's grace period)."""
+        ...
 
     def create_ingest(self, key: str, description: str) -> None:
         """Create empty, durable data for a new ingest ``key``."""

@@ -71,7 +71,7 @@ def validate_namespace(namespace: str) -> str:
             f'namespace validation: identifier "{namespace}" greater than maximum length '
             f"({_MAX_NAMESPACE} characters)"
         )
-    if not _NAMESPACE.match(namespace):
+    if not _NAMESPACE.fullmatch(namespace):  # fullmatch: "$" alone lets a trailing "\n" through
         raise InvalidArgumentError(
             f'namespace validation: identifier "{namespace}" must match {_NAMESPACE.pattern}'
         )

@@ -4,8 +4,8 @@ This is containerd's ``metadata`` content store in cairn's shape. Bytes are
 stored once by the backend; each namespace sees what was committed in it
 (DECISIONS.md content-api 8). Committing bytes another namespace already has
 verifies what the client sent and then only adds a name: nothing is stored
-twice. Delete removes the namespace's name; bytes go when nothing names them
-(garbage collection comes with its own issue; until then they stay).
+twice. Delete removes the namespace's name; bytes go when nothing names them,
+at the next garbage collection (:mod:`cairn.core.gc`) after the grace period.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from cairn.core.catalog.claims import Claims
-from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
+from cairn.core.catalog.content import BlobRow, BytesSweptError, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Transaction
 from cairn.core.content.backend import BlobBackend
 from cairn.core.content.filters import content_fields, ingest_fields, parse_filters
@@ -30,11 +30,15 @@ from cairn.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
+    UnavailableError,
 )
 
 __all__ = ["NamespacedStore"]
 
 log = logging.getLogger(__name__)
+
+#: Times small blobs are stored again after garbage collection removed them mid-commit.
+_SWEPT_RETRIES = 3
 
 
 def _info(row: BlobRow) -> Info:
@@ -147,6 +151,27 @@ class NamespacedStore:
         finally:
             self._locks.release(namespace, ref)
 
+    def expire_ingest(self, namespace: str, ref: str, idle_before: int) -> bool:
+        """Abort the ingest if no writer holds it and its data last changed before ``idle_before`` (ns).
+
+        For garbage collection: returns whether it was aborted; an ingest being
+        written (its ref is held) or written to since is left alone.
+        """
+        try:
+            self._locks.acquire(namespace, ref)
+        except UnavailableError:
+            return False
+        try:
+            row = self._catalog.get_ingest(namespace, ref)
+            if row is None or self._status(row).updated_at >= idle_before:
+                return False
+            if self._catalog.delete_ingest(namespace, ref) is None:
+                return False
+            self.backend.remove_ingest(row.key)
+            return True
+        finally:
+            self._locks.release(namespace, ref)
+
     def _status(self, row: IngestRow) -> Status:
         updated = self.backend.ingest_updated_at(row.key) or row.started_at
         return Status(
@@ -227,8 +252,18 @@ class NamespacedStore:
         self.backend.put_blobs(list(zip(digests, blobs, strict=True)))
         now = time.time_ns()
         rows = {str(d): BlobRow(namespace, str(d), len(data), now, now, {}) for d, data in zip(digests, blobs, strict=True)}
-        self._catalog.put_blobs(list(rows.values()), also)
+        for _ in range(_SWEPT_RETRIES):
+            try:
+                self._catalog.put_blobs(list(rows.values()), also, self._present)
+                return digests
+            except BytesSweptError as exc:  # garbage collection took bytes meanwhile: store them again
+                again = set(exc.digests)
+                self.backend.put_blobs([(d, data) for d, data in zip(digests, blobs, strict=True) if str(d) in again])
+        self._catalog.put_blobs(list(rows.values()), also, self._present)
         return digests
+
+    def _present(self, digest: str) -> bool:
+        return self.backend.blob_size(Digest.parse(digest)) is not None
 
     # -- messages --------------------------------------------------------------
     @staticmethod

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Self
 
-from cairn.core.catalog.content import BlobRow, ContentCatalog, IngestRow
+from cairn.core.catalog.content import BlobRow, BytesSweptError, ContentCatalog, IngestRow
 from cairn.core.catalog.database import Transaction
 from cairn.core.content.backend import BlobBackend, IngestData
 from cairn.core.content.model import Info, Status, validate_labels
@@ -30,6 +30,9 @@ from cairn.core.errors import (
 __all__ = ["IngestWriter"]
 
 log = logging.getLogger(__name__)
+
+#: Times a commit stores its bytes again after garbage collection removed them mid-commit.
+_SWEPT_RETRIES = 3
 
 
 class IngestWriter:
@@ -154,7 +157,7 @@ class IngestWriter:
             data.publish(digest)
             now = time.time_ns()
             blob = BlobRow(self.namespace, str(digest), data.size, now, now, kept_labels)
-            named = self._catalog.commit_ingest(self.namespace, self.ref, blob, also)
+            named = self._name(data, blob, also)
             self._finish()
             if not named:
                 raise AlreadyExistsError(
@@ -163,6 +166,20 @@ class IngestWriter:
             return Info(digest, blob.size, now, now, kept_labels)
         finally:
             self.close()
+
+    def _name(self, data: IngestData, blob: BlobRow, also: Callable[[Transaction], None] | None) -> bool:
+        """The catalog half of the commit; stores the bytes again if garbage collection took them meanwhile."""
+        digest = Digest.parse(blob.digest)
+        for _ in range(_SWEPT_RETRIES):
+            try:
+                return self._catalog.commit_ingest(self.namespace, self.ref, blob, also, self._present)
+            except BytesSweptError:
+                log.info("bytes of %s were collected during the commit; storing them again", digest)
+                data.publish(digest)
+        return self._catalog.commit_ingest(self.namespace, self.ref, blob, also, self._present)
+
+    def _present(self, digest: str) -> bool:
+        return self._backend.blob_size(Digest.parse(digest)) is not None
 
     def abort(self) -> None:
         """Drop the ingest and its data, and release the ref."""

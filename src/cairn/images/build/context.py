@@ -36,6 +36,28 @@ __all__ = ["ChunkReader", "apply_dockerignore", "receive_context"]
 log = logging.getLogger(__name__)
 
 _COPY_CHUNK = 1 << 20
+_NAME_MAX = 255  # bytes in one path component (Linux NAME_MAX)
+_PATH_MAX = 4096  # bytes in a whole path (Linux PATH_MAX)
+# tarfile reads a PAX or GNU long-name header into memory whole, at whatever size the archive
+# claims; no name or link the host accepts needs more than a few KiB.
+_MAX_EXTENDED_HEADER = 1 << 20
+_EXTENDED_HEADER_TYPES = frozenset(
+    {tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE, tarfile.GNUTYPE_LONGNAME,
+     tarfile.GNUTYPE_LONGLINK}
+)
+
+
+class _BoundedTarInfo(tarfile.TarInfo):
+    """A TarInfo that refuses extended headers over :data:`_MAX_EXTENDED_HEADER` before reading them."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _BoundedTarInfo:
+        info = super().frombuf(buf, encoding, errors)
+        if info.type in _EXTENDED_HEADER_TYPES and info.size > _MAX_EXTENDED_HEADER:
+            raise tarfile.ReadError(
+                f"an extended header of {info.size} bytes (over {_MAX_EXTENDED_HEADER})"
+            )
+        return info
 
 
 class ChunkReader(io.RawIOBase):
@@ -63,6 +85,24 @@ class ChunkReader(io.RawIOBase):
 
 def _refuse(name: str, reason: str) -> InvalidArgumentError:
     return InvalidArgumentError(f"build context: {name!r}: {reason}")
+
+
+def _check_host_name(root: Path, relative: str, name: str, what: str) -> None:
+    """Refuse what the host cannot name: NUL bytes, unencodable text, over-long components or paths.
+
+    The kernel would refuse these too, but with an OSError or ValueError in the middle of
+    extraction; a client's archive gets a clear InvalidArgumentError instead.
+    """
+    try:
+        encoded = os.fsencode(relative)
+    except UnicodeError:
+        raise _refuse(name, f"{what} is not valid text") from None
+    if b"\0" in encoded:
+        raise _refuse(name, f"{what} contains a NUL byte")
+    if any(len(part) > _NAME_MAX for part in encoded.split(b"/")):
+        raise _refuse(name, f"{what} has a component longer than {_NAME_MAX} bytes")
+    if len(os.fsencode(root)) + 1 + len(encoded) >= _PATH_MAX:
+        raise _refuse(name, f"{what} is longer than the host allows ({_PATH_MAX} bytes)")
 
 
 def _parent_is_safe(root: Path, relative: str, name: str) -> Path:
@@ -100,7 +140,7 @@ def receive_context(
         return  # an empty context: nothing to extract
     directories: list[tuple[Path, float, int]] = []
     try:
-        with tarfile.open(fileobj=reader, mode="r|*") as archive:
+        with tarfile.open(fileobj=reader, mode="r|*", tarinfo=_BoundedTarInfo) as archive:
             for member in archive:
                 if cancelled():
                     raise CancelledError("build cancelled while receiving the context")
@@ -125,6 +165,11 @@ def _extract_member(
     mode = member.mode & 0o7777
     if member.isdev() or member.isfifo():
         raise _refuse(name, "device nodes and FIFOs are not allowed in a build context")
+    _check_host_name(dest, relative, name, "the name")
+    if member.issym() or member.islnk():
+        if not member.linkname:
+            raise _refuse(name, "is a link with an empty target")
+        _check_host_name(dest, member.linkname.lstrip("/"), name, "the link target")
     path = _parent_is_safe(dest, relative, name)
     if member.isdir():
         try:

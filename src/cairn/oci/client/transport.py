@@ -43,6 +43,7 @@ from cairn.core.errors import (
     OutOfRangeError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    StorageFullError,
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
@@ -95,6 +96,7 @@ _BY_STATUS: dict[int, type[CairnError]] = {
     416: OutOfRangeError,
     429: ResourceExhaustedError,
     501: UnimplementedError,
+    507: StorageFullError,  # the registry's disk is full: retry once it has room
 }
 #: OCI error code -> the domain's narrower class; used only when it agrees with the status's kind.
 _BY_CODE: dict[str, type[RegistryDomainError]] = {
@@ -116,6 +118,7 @@ _PHRASES: dict[type[CairnError], str] = {
     PermissionDeniedError: "access denied",
     OutOfRangeError: "range not satisfiable",
     UnimplementedError: "not supported by the registry",
+    StorageFullError: "refused: the registry's disk is full",
     ResourceExhaustedError: "refused: limit exceeded",
     FailedPreconditionError: "refused",
     UnavailableError: "registry error",

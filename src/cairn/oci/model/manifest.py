@@ -19,6 +19,7 @@ that), nor for content negotiation; Docker schema 1 is refused.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,6 +39,8 @@ _MANIFEST_KNOWN = frozenset(
 _INDEX_KNOWN = frozenset(
     {"schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations"}
 )
+# A JSON escape of a UTF-16 surrogate: only where one occurs can a decoded string hold a lone one.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _encode(obj: JSONObject) -> bytes:
@@ -209,6 +212,10 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> ImageManifes
         raise InvalidArgumentError(f"manifest: not valid JSON ({exc.__class__.__name__})") from exc
     if not isinstance(obj, dict):
         raise InvalidArgumentError("manifest: must be a JSON object")
+    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(obj):
+        # Not text: no catalog (SQLite, PostgreSQL) can store it, and no other registry would
+        # read the same string (Go's decoder turns it into U+FFFD).
+        raise InvalidArgumentError("manifest: a string holds a lone UTF-16 surrogate escape")
     where = "manifest"
     version = obj.get("schemaVersion")
     if isinstance(version, bool) or version != 2 or not isinstance(version, int):
@@ -250,3 +257,11 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> ImageManifes
             extra=extra_of(obj, _INDEX_KNOWN),
         )
     raise invalid(f"{where}.mediaType", f"unsupported manifest media type {kind!r}")
+
+
+def _has_lone_surrogate(obj: JSONObject) -> bool:
+    try:
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

@@ -22,10 +22,10 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
 from cairn.core.catalog.database import Transaction
-from cairn.core.catalog.registry import ManifestRow, RegistryCatalog
+from cairn.core.catalog.registry import ManifestRow, ReferencesGoneError, RegistryCatalog, Requirements
 from cairn.core.content.store import ContentStore
 from cairn.core.digest import Digest
-from cairn.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from cairn.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, UnavailableError
 from cairn.oci.errors import (
     DigestInvalidError,
     ManifestBlobUnknownError,
@@ -41,6 +41,9 @@ __all__ = ["Artifact", "Manifests", "PushedManifest", "StoredManifest"]
 
 #: Layer media types that are never uploaded (their bytes live at ``urls``).
 _FOREIGN_LAYER = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+# Waiting for a concurrent push of the same manifest bytes: 8 tries, 10 ms doubling (~2.5 s in all).
+_STORE_ATTEMPTS = 8
+_STORE_BACKOFF = 0.01
 
 
 def _is_non_distributable(descriptor: Descriptor) -> bool:
@@ -80,6 +83,17 @@ class _Prepared:
     row: ManifestRow
     references: list[str]
     pushed: PushedManifest
+    required: Requirements
+    needed: Sequence[Descriptor]
+
+
+def _blob_unknown(repository: str, missing: set[str], needed: Sequence[Descriptor]) -> ManifestBlobUnknownError:
+    details = [{"Digest": str(d.digest), "MediaType": d.media_type} for d in needed if str(d.digest) in missing]
+    return ManifestBlobUnknownError(
+        f"manifest references {len(missing)} blob(s) or manifest(s) not in repository "
+        f"{repository}: {', '.join(sorted(missing))}",
+        details,
+    )
 
 
 class _BytesCache:
@@ -131,7 +145,13 @@ class Manifests:
         """Validate and store a manifest under ``reference`` (a tag or the digest of ``data``)."""
         prepared = self._prepare(repository, reference, data, content_type, extra_tags, frozenset())
         self._store_bytes(prepared.pushed.digest, data)
-        self._catalog.put_manifest(prepared.row, prepared.references, prepared.pushed.tags)
+        required = Requirements(
+            prepared.required.blobs, prepared.required.manifests, (self._namespace, str(prepared.pushed.digest))
+        )
+        try:
+            self._catalog.put_manifest(prepared.row, prepared.references, prepared.pushed.tags, required)
+        except ReferencesGoneError as exc:  # garbage collected since the first check
+            raise _blob_unknown(repository, exc.missing, prepared.needed) from None
         return prepared.pushed
 
     def put_group(self, repository: str, artifacts: Sequence[Artifact]) -> list[PushedManifest]:
@@ -166,9 +186,13 @@ class Manifests:
             for digest, size in blob_sizes.items():
                 self._catalog.link_blob_in(tx, repository, digest, size, now)
             for item in prepared:
+                self._catalog.check_required(tx, repository, item.required)
                 self._catalog.put_manifest_in(tx, item.row, item.references, item.pushed.tags)
 
-        self._store.put_blobs(self._namespace, contents, name_all)
+        try:
+            self._store.put_blobs(self._namespace, contents, name_all)
+        except ReferencesGoneError as exc:  # garbage collected since the first check
+            raise _blob_unknown(repository, exc.missing, [d for p in prepared for d in p.needed]) from None
         for item, artifact in zip(prepared, artifacts, strict=True):
             self._cache.put(str(item.pushed.digest), artifact.manifest)
         return [item.pushed for item in prepared]
@@ -199,7 +223,7 @@ class Manifests:
             manifest = parse_manifest(data, content_type)
         except InvalidArgumentError as exc:
             raise ManifestInvalidError(exc.message) from None
-        self._check_references(repository, manifest, in_group)
+        required, needed = self._check_references(repository, manifest, in_group)
         subject = manifest.subject.digest if manifest.subject is not None else None
         media_type = mediatypes.base(manifest.media_type or content_type or "")
         artifact_type = (
@@ -218,37 +242,43 @@ class Manifests:
             created_at=time.time_ns(),
         )
         references = [str(d.digest) for d in manifest.references()]
-        return _Prepared(row, references, PushedManifest(digest, subject, tuple(tags)))
+        return _Prepared(row, references, PushedManifest(digest, subject, tuple(tags)), required, needed)
 
     def _check_references(
         self, repository: str, manifest: ImageManifest | ImageIndex, in_group: AbstractSet[str] = frozenset()
-    ) -> None:
+    ) -> tuple[Requirements, list[Descriptor]]:
+        """ManifestBlobUnknownError for references the repository lacks; else what the write re-checks."""
         if isinstance(manifest, ImageManifest):
             needed = [d for d in manifest.references() if not _is_non_distributable(d)]
-            wanted = (str(d.digest) for d in needed if str(d.digest) not in in_group)
+            wanted = frozenset(str(d.digest) for d in needed if str(d.digest) not in in_group)
             missing = self._catalog.unlinked(repository, wanted)
+            required = Requirements(blobs=wanted)
         else:
             needed = list(manifest.manifests)
-            missing = self._catalog.missing_manifests(repository, (str(d.digest) for d in needed))
+            children = frozenset(str(d.digest) for d in needed)
+            missing = self._catalog.missing_manifests(repository, children)
+            required = Requirements(manifests=children)
         if missing:
-            details = [
-                {"Digest": str(d.digest), "MediaType": d.media_type}
-                for d in needed
-                if str(d.digest) in missing
-            ]
-            raise ManifestBlobUnknownError(
-                f"manifest references {len(missing)} blob(s) or manifest(s) not in repository "
-                f"{repository}: {', '.join(sorted(missing))}",
-                details,
-            )
+            raise _blob_unknown(repository, missing, needed)
+        return required, needed
 
     def _store_bytes(self, digest: Digest, data: bytes) -> None:
-        try:
-            with self._store.writer(self._namespace, f"registry-manifest/{digest}", len(data), digest) as w:
-                w.write(data, 0)
-                w.commit(len(data), digest)
-        except AlreadyExistsError:
-            pass  # the same bytes are stored already
+        for attempt in range(_STORE_ATTEMPTS):
+            try:
+                with self._store.writer(self._namespace, f"registry-manifest/{digest}", len(data), digest) as w:
+                    w.write(data, 0)
+                    w.commit(len(data), digest)
+            except AlreadyExistsError:
+                pass  # the same bytes are stored already
+            except UnavailableError:
+                # Another request holds the ref, so it is storing these very bytes (the ref is their
+                # digest): a small write that ends in milliseconds. Pushing the same manifest twice at
+                # once is idempotent for clients, so wait for it, briefly and boundedly.
+                if attempt == _STORE_ATTEMPTS - 1:
+                    raise
+                time.sleep(_STORE_BACKOFF * 2**attempt)
+                continue
+            break
         self._cache.put(str(digest), data)
 
     # -- fetch --------------------------------------------------------------------

@@ -30,6 +30,7 @@ from cairn.core.errors import (
     NotFoundError,
     PermissionDeniedError,
     ResourceExhaustedError,
+    StorageFullError,
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
@@ -55,6 +56,7 @@ _BY_STATUS: dict[int, type[CairnError]] = {
     422: InvalidArgumentError,
     429: UnavailableError,
     501: UnimplementedError,
+    507: StorageFullError,  # the registry's disk is full: retry once it has room
 }
 
 #: How each typed 404/409 names its ``id`` (specs/warg.md §8.1).

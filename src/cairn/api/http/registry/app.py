@@ -9,8 +9,10 @@ UNSUPPORTED for a method a route does not have).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
+from importlib import resources
 
 from aiohttp import web
 
@@ -34,9 +36,21 @@ async def _base(face: Face, request: web.Request, route: Route) -> web.StreamRes
     return web.Response(body=b"{}", content_type="application/json")
 
 
+async def _openapi(face: Face, request: web.Request, route: Route) -> web.StreamResponse:
+    """The packaged OpenAPI document of this face; public, like the Warg face's ``/v1/openapi.json``."""
+    return web.Response(body=_openapi_document(), headers={"Content-Type": "application/json"})
+
+
+@functools.cache
+def _openapi_document() -> bytes:
+    """Read once: the document never changes while serving."""
+    return resources.files("cairn.api.http.registry").joinpath("openapi.json").read_bytes()
+
+
 _HANDLERS: dict[tuple[str, str], Handler] = {
     ("base", "GET"): _base,
     ("base", "HEAD"): _base,
+    ("openapi", "GET"): _openapi,
     ("catalog", "GET"): listing.list_catalog,
     ("tags", "GET"): listing.list_tags,
     ("blob", "GET"): blobs.get_blob,
@@ -55,8 +69,10 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
 }
 
 
-def add_registry_routes(app: web.Application, registry: Registry, auth: HttpAuth) -> None:
-    face = Face(registry, auth)
+def add_registry_routes(
+    app: web.Application, registry: Registry, auth: HttpAuth, *, verify_reads: bool = True
+) -> None:
+    face = Face(registry, auth, verify_reads)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         try:
@@ -80,7 +96,8 @@ def add_registry_routes(app: web.Application, registry: Registry, auth: HttpAuth
         return response
 
     app.router.add_route("*", "/v2", handle)
-    app.router.add_route("*", "/v2/{tail:.*}", handle)
+    # [\s\S], not ".": a path with a (percent-encoded) newline must still get the OCI 404 body.
+    app.router.add_route("*", r"/v2/{tail:[\s\S]*}", handle)
 
 
 async def _dispatch(face: Face, request: web.Request) -> web.StreamResponse:
@@ -97,6 +114,14 @@ async def _dispatch(face: Face, request: web.Request) -> web.StreamResponse:
             405,
             "UNSUPPORTED",
             f"{request.method} is not supported on {request.path}",
-            headers={"Allow": ", ".join(sorted(m for (k, m) in _HANDLERS if k == route.kind))},
+            headers={"Allow": ", ".join(_allowed(route))},
         )
     return await method_handler(face, request, route)
+
+
+def _allowed(route: Route) -> list[str]:
+    """The methods of ``route``: ``.../uploads/`` takes only POST, a session URL everything but POST."""
+    methods = sorted(m for (k, m) in _HANDLERS if k == route.kind)
+    if route.kind == "upload":
+        return [m for m in methods if (m == "POST") == (route.arg == "")]
+    return methods

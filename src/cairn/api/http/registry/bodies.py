@@ -39,9 +39,12 @@ async def pump_into(request: web.Request, upload: OpenUpload) -> int:
             pieces.append(data)
             gathered += len(data)
             if gathered >= PIECE_BYTES:
-                await asyncio.to_thread(upload.write, pieces[0] if len(pieces) == 1 else b"".join(pieces))
-                received += gathered
+                # Taken off the pile before the write: when the store refuses it (a full disk),
+                # the ``finally`` must not write it again and bury that error under an offset one.
+                piece = pieces[0] if len(pieces) == 1 else b"".join(pieces)
                 pieces, gathered = [], 0
+                await asyncio.to_thread(upload.write, piece)
+                received += len(piece)
     finally:
         # Also when the client went away mid-body: what arrived is kept, the upload
         # status tells the client where to resume.

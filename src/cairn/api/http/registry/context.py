@@ -27,6 +27,8 @@ T = TypeVar("T")
 class Face:
     registry: Registry
     auth: HttpAuth
+    #: check whole-blob GETs against their digest as they are sent (setting ``verify_reads``)
+    verify_reads: bool = True
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking domain call in a worker thread (disk and catalog never block the loop)."""

@@ -36,9 +36,11 @@ def _page_size(request: web.Request, default: int) -> int:
     text = request.query.get("n")
     if text is None or text == "":
         return default
-    if not text.isdigit():
+    # isascii: str.isdigit() is also true for "²" and other digits int() refuses.
+    if not (text.isascii() and text.isdigit()):
         raise RegistryError(400, "PAGINATION_NUMBER_INVALID", f"n={text!r} is not a number >= 0", {"n": text})
-    return min(int(text), MAX_PAGE)
+    # Past MAX_PAGE the value does not matter; int() would refuse more than 4300 digits.
+    return MAX_PAGE if len(text) > len(str(MAX_PAGE)) else min(int(text), MAX_PAGE)
 
 
 def _paged(request: web.Request, key: str, items: list[str], more: bool, n: int, extra: dict[str, object]) -> web.Response:

@@ -24,7 +24,7 @@ _ROUTES: tuple[tuple[str, re.Pattern[str]], ...] = (
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """``kind`` is base, catalog, upload, blob, manifest, tags or referrers."""
+    """``kind`` is base, catalog, openapi, upload, blob, manifest, tags or referrers."""
 
     kind: str
     name: str = ""
@@ -37,6 +37,8 @@ def route_of(tail: str) -> Route | None:
         return Route("base")
     if tail == "_catalog":
         return Route("catalog")
+    if tail == "openapi.json":  # one segment: never a repository URL (those end in an endpoint)
+        return Route("openapi")
     for kind, pattern in _ROUTES:
         match = pattern.match(tail)
         if match:

@@ -18,6 +18,7 @@ from cairn.core.errors import (
     CairnError,
     InvalidArgumentError,
     ResourceExhaustedError,
+    StorageFullError,
     UnauthenticatedError,
     UnavailableError,
     UnimplementedError,
@@ -79,6 +80,8 @@ def error_json(exc: BaseException) -> web.Response:
         return _message(401, exc.message)
     if isinstance(exc, UnimplementedError):
         return _message(501, exc.message)
+    if isinstance(exc, StorageFullError):  # the server's disk, not the request's size
+        return _message(507, exc.message)
     if isinstance(exc, ResourceExhaustedError):
         return _message(413, exc.message)
     if isinstance(exc, InvalidArgumentError):

@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cairn.api.http.ranges import send_blob
+from cairn.api.http.ranges import is_whole_get, send_blob, send_verified_file
 from cairn.api.http.warg.bodies import (
     U16,
     hash_field,
@@ -30,6 +30,7 @@ from cairn.api.http.warg.bodies import (
 )
 from cairn.api.http.warg.errors import BodyError, error_json, json_response
 from cairn.core.catalog.warg import WargRecordRow
+from cairn.core.digest import Digest
 from cairn.core.errors import CairnError
 from cairn.warg.checkpoint import SignedCheckpoint
 from cairn.warg.errors import WargFormatError
@@ -48,9 +49,10 @@ LEDGER_TYPE = "application/vnd.warg.ledger.packed"
 
 
 class _Face:
-    def __init__(self, registry: WargRegistry, base_url: str) -> None:
+    def __init__(self, registry: WargRegistry, base_url: str, verify_reads: bool = True) -> None:
         self.registry = registry
         self.base_url = base_url.rstrip("/") + "/"
+        self.verify_reads = verify_reads
 
     # -- fetch -----------------------------------------------------------------------
     async def checkpoint(self, request: web.Request) -> web.Response:
@@ -176,11 +178,17 @@ class _Face:
             reader = await asyncio.to_thread(self.registry.reader.open_content, digest)
         except CairnError:
             raise web.HTTPNotFound() from None
+        verify = Digest.parse(digest) if self.verify_reads else None
         if reader.path is not None:
             reader.close()
-            return web.FileResponse(reader.path, headers={"Content-Type": "application/octet-stream"})
+            headers = {"Content-Type": "application/octet-stream"}
+            if verify is not None and is_whole_get(request):
+                return await send_verified_file(request, reader.path, reader.size, verify, headers, asyncio.to_thread)
+            return web.FileResponse(reader.path, headers=headers)
         try:  # a backend without local files (S3): ranges answered as FileResponse does
-            return await send_blob(request, reader, {"Content-Type": "application/octet-stream"}, asyncio.to_thread)
+            return await send_blob(
+                request, reader, {"Content-Type": "application/octet-stream"}, asyncio.to_thread, verify
+            )
         finally:
             reader.close()
 
@@ -289,9 +297,14 @@ async def _warg_json(request: web.Request, handler: Handler) -> web.StreamRespon
         return error_json(exc)
 
 
-def add_warg_routes(app: web.Application, registry: WargRegistry, base_url: str) -> None:
-    """Serve the Warg API under ``/v1/``; ``base_url`` is where clients reach this server."""
-    face = _Face(registry, base_url)
+def add_warg_routes(
+    app: web.Application, registry: WargRegistry, base_url: str, *, verify_reads: bool = True
+) -> None:
+    """Serve the Warg API under ``/v1/``; ``base_url`` is where clients reach this server.
+
+    ``verify_reads``: whole content downloads are checked against their digest as they are sent.
+    """
+    face = _Face(registry, base_url, verify_reads)
     app.middlewares.append(_warg_json)
     router = app.router
     router.add_get("/v1/fetch/checkpoint", face.checkpoint)

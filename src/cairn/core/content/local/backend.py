@@ -20,10 +20,12 @@ import ctypes
 import logging
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import cast
 
+from cairn.core.content.backend import BlobStat
 from cairn.core.content.local.files import fsync_dir, translate_os_error, write_all
 from cairn.core.content.local.ingest import HasherCache, LocalIngestData
 from cairn.core.content.local.reader import FileReader
@@ -97,6 +99,23 @@ class LocalBackend:
         except FileNotFoundError:
             pass
 
+    def quarantine_blob(self, digest: Digest) -> str | None:
+        # quarantine/<alg>/<hex>.<ns>: beside blobs/ on the same filesystem, so a rename;
+        # the time suffix keeps every copy if the same blob goes bad twice.
+        source = self.blob_path(digest)
+        folder = os.path.join(self.root, "quarantine", digest.algorithm)
+        target = os.path.join(folder, f"{digest.hex}.{time.time_ns()}")
+        try:
+            os.makedirs(folder, exist_ok=True)
+            os.rename(source, target)
+            fsync_dir(folder)
+            fsync_dir(os.path.dirname(source))
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise translate_os_error(exc, f"quarantining blob {digest}") from exc
+        return target
+
     def iter_blobs(self) -> Iterator[Digest]:
         for algorithm in sorted(ALGORITHMS):
             folder = os.path.join(self._blobs, algorithm)
@@ -107,6 +126,14 @@ class LocalBackend:
                     yield Digest(algorithm, name)
                 except InvalidArgumentError:
                     log.warning("ignoring stray file %s in %s", name, folder)
+
+    def iter_blob_stats(self) -> Iterator[BlobStat]:
+        for digest in self.iter_blobs():
+            try:
+                stat = os.stat(self.blob_path(digest))
+            except FileNotFoundError:
+                continue  # removed since it was listed
+            yield BlobStat(digest, stat.st_size, stat.st_mtime_ns)
 
     # -- ingests -------------------------------------------------------------
     def _ingest_dir(self, key: str) -> str:

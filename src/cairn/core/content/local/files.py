@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 
-from cairn.core.errors import CairnError, DataLossError, ResourceExhaustedError, UnavailableError
+from cairn.core.errors import CairnError, DataLossError, StorageFullError, UnavailableError
 
 __all__ = ["fsync_dir", "translate_os_error", "write_all"]
 
@@ -22,7 +22,7 @@ def fsync_dir(path: str) -> None:
 def translate_os_error(exc: OSError, what: str) -> CairnError:
     """Map an OSError met while touching ``what`` onto the error vocabulary."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return ResourceExhaustedError(f"no space left on device while writing {what}")
+        return StorageFullError(f"no space left on device (the disk is full) while writing {what}")
     return UnavailableError(f"storage error on {what}: {exc.strerror or exc}")
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import botocore.exceptions
 
 from cairn.core.catalog.ingest_uploads import IngestUploadCatalog
+from cairn.core.content.backend import BlobStat, PendingUpload
 from cairn.core.content.s3 import hashstate
 from cairn.core.content.s3.cache import ImmutableBytesCache
 from cairn.core.content.s3.client import S3_ERRORS, S3Location, error_code, is_not_found, translate
@@ -35,6 +37,9 @@ from cairn.core.errors import DataLossError, FailedPreconditionError, InvalidArg
 __all__ = ["S3Backend"]
 
 log = logging.getLogger(__name__)
+
+#: Answers of stores that do not implement ListMultipartUploads (rclone serve s3 says NoSuchUpload).
+_NO_UPLOAD_LISTING = {"NoSuchUpload", "NotImplemented", "501"}
 
 #: Worker threads uploading ingest parts (one part in flight per ingest) and small blob groups.
 UPLOAD_THREADS = 16
@@ -133,6 +138,22 @@ class S3Backend:
         except S3_ERRORS as exc:
             raise translate(exc, self.location, f"blob {digest}") from exc
 
+    def quarantine_blob(self, digest: Digest) -> str | None:
+        # Copied to quarantine/<alg>/<hex>.<ns>, then deleted: an object store has no rename.
+        source = blob_key(self.location, digest)
+        target = self.location.key("quarantine", digest.algorithm, f"{digest.hex}.{time.time_ns()}")
+        self._cache.drop(str(digest))
+        try:
+            self._client.copy_object(
+                Bucket=self.location.bucket, Key=target, CopySource={"Bucket": self.location.bucket, "Key": source}
+            )
+        except S3_ERRORS as exc:
+            if is_not_found(exc):
+                return None
+            raise translate(exc, self.location, f"quarantining blob {digest}") from exc
+        self.remove_blob(digest)
+        return target
+
     def iter_blobs(self) -> Iterator[Digest]:
         paginator = self._client.get_paginator("list_objects_v2")
         for algorithm in sorted(ALGORITHMS):
@@ -147,6 +168,47 @@ class S3Backend:
                             log.warning("ignoring stray object %s%s", prefix, name)
             except S3_ERRORS as exc:
                 raise translate(exc, self.location, "listing blobs") from exc
+
+    def iter_blob_stats(self) -> Iterator[BlobStat]:
+        paginator = self._client.get_paginator("list_objects_v2")
+        for algorithm in sorted(ALGORITHMS):
+            prefix = self.location.key("blobs", algorithm) + "/"
+            try:
+                for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                    for item in page.get("Contents", []):
+                        try:
+                            digest = Digest(algorithm, str(item["Key"])[len(prefix) :])
+                        except InvalidArgumentError:
+                            continue
+                        modified = int(item["LastModified"].timestamp() * 1e9)
+                        yield BlobStat(digest, int(item["Size"]), modified)
+            except S3_ERRORS as exc:
+                raise translate(exc, self.location, "listing blobs") from exc
+
+    # -- multipart uploads (garbage collection) --------------------------------------
+    def pending_uploads(self) -> Iterator[PendingUpload]:
+        """Multipart uploads open under this store's prefix (ingest data in progress)."""
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        prefix = f"{self.location.prefix}/" if self.location.prefix else ""
+        try:
+            for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
+                for item in page.get("Uploads", []):
+                    initiated = int(item["Initiated"].timestamp() * 1e9)
+                    yield PendingUpload(str(item["Key"]), str(item["UploadId"]), initiated)
+        except botocore.exceptions.ClientError as exc:
+            if error_code(exc) in _NO_UPLOAD_LISTING:
+                log.info("content store %s cannot list multipart uploads (%s); none aborted", self.location, error_code(exc))
+                return
+            raise translate(exc, self.location, "listing multipart uploads") from exc
+        except S3_ERRORS as exc:
+            raise translate(exc, self.location, "listing multipart uploads") from exc
+
+    def abort_upload(self, upload: PendingUpload) -> None:
+        try:
+            self._client.abort_multipart_upload(Bucket=self.location.bucket, Key=upload.key, UploadId=upload.upload_id)
+        except S3_ERRORS as exc:
+            if error_code(exc) != "NoSuchUpload":
+                raise translate(exc, self.location, f"multipart upload {upload.upload_id}") from exc
 
     # -- ingests -------------------------------------------------------------------
     def create_ingest(self, key: str, description: str) -> None:

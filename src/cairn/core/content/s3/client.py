@@ -33,7 +33,7 @@ from cairn.core.errors import (
     FailedPreconditionError,
     InvalidArgumentError,
     NotFoundError,
-    ResourceExhaustedError,
+    StorageFullError,
     UnavailableError,
 )
 
@@ -145,7 +145,7 @@ def translate(exc: Exception, location: S3Location, what: str) -> CairnError:
         if code in _NOT_FOUND:
             return NotFoundError(f"{what}: not found in content store {location}")
         if code in _FULL:
-            return ResourceExhaustedError(f"{what}: content store {location} is full: {message}")
+            return StorageFullError(f"{what}: content store {location} is full: {message}")
         return UnavailableError(f"{what}: content store {location} answered {code}: {message}")
     if isinstance(exc, botocore.exceptions.NoCredentialsError):
         return UnavailableError(
