@@ -289,3 +289,17 @@ def test_disk_full_is_a_clear_error_and_keeps_what_was_stored(tmp_path: Path, ti
     assert read_all(store, "default", Digest.of(data)) == data
     store.close()
     catalog.close()
+
+
+def test_recover_removes_partial_small_blob_files(tmp_path: Path) -> None:
+    """A small blob's file written but not yet renamed (kill -9) is cleared at start-up, never listed."""
+    store = local_store(tmp_path)
+    [digest] = store.put_blobs("default", [b"kept"])
+    folder = tmp_path / "content" / "blobs" / "sha256"
+    (folder / ".tmp-0123abcd").write_bytes(b"half")
+    assert list(store.backend.iter_blobs()) == [digest]
+    store.close()
+    store = local_store(tmp_path)
+    assert sorted(p.name for p in folder.iterdir()) == [digest.hex]
+    assert read_all(store, "default", digest) == b"kept"
+    store.close()

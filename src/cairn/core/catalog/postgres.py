@@ -58,6 +58,7 @@ from cairn.core.errors import (
     AlreadyExistsError,
     CairnError,
     ResourceExhaustedError,
+    StorageFullError,
     UnavailableError,
 )
 
@@ -134,7 +135,9 @@ def _translate(exc: psycopg.Error, url: str) -> CairnError:
         return AlreadyExistsError(f"catalog {url}: {text}")
     if isinstance(exc, (pgerrors.LockNotAvailable, pgerrors.SerializationFailure, pgerrors.DeadlockDetected)):
         return UnavailableError(f"catalog {url} is busy: {text}")
-    if isinstance(exc, (pgerrors.DiskFull, pgerrors.OutOfMemory)):
+    if isinstance(exc, pgerrors.DiskFull):
+        return StorageFullError(f"catalog {url}: {text} (the database server's disk is full)")
+    if isinstance(exc, pgerrors.OutOfMemory):
         return ResourceExhaustedError(f"catalog {url}: {text}")
     return UnavailableError(f"catalog {url}: {text}")
 

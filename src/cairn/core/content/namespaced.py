@@ -55,13 +55,17 @@ class NamespacedStore:
 
     # -- lifecycle -----------------------------------------------------------
     def recover(self) -> int:
-        """Remove ingest data no catalog row owns (left by a crash after commit); returns the count."""
+        """Remove what a crash left: ingest data no catalog row owns (a crash after commit)
+        and partial small-blob files; returns the count."""
         owned = self._catalog.ingest_keys()
         stray = self.backend.ingest_keys() - owned
         for key in stray:
             log.info("removing leftover ingest data %s", key)
             self.backend.remove_ingest(key)
-        return len(stray)
+        temporaries = self.backend.clear_temporaries()
+        if temporaries:
+            log.info("removed %d partial blob file(s) left by a crash", temporaries)
+        return len(stray) + temporaries
 
     def close(self) -> None:
         self.backend.close()

@@ -16,6 +16,7 @@ is fsynced instead.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import os
@@ -35,6 +36,9 @@ from cairn.core.errors import InvalidArgumentError, NotFoundError
 __all__ = ["LocalBackend"]
 
 log = logging.getLogger(__name__)
+
+#: Name prefix of a small blob's file while it is written, before its rename into place.
+TEMPORARY_PREFIX = ".tmp-"
 
 
 class LocalBackend:
@@ -78,13 +82,18 @@ class LocalBackend:
                 if folder not in folders:
                     os.makedirs(folder, exist_ok=True)
                     folders.add(folder)
-                temporary = os.path.join(folder, f".tmp-{uuid.uuid4().hex}")
+                temporary = os.path.join(folder, f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}")
                 fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
                 try:
-                    write_all(fd, data, f"blob {digest}")
-                finally:
-                    os.close(fd)
-                os.replace(temporary, target)
+                    try:
+                        write_all(fd, data, f"blob {digest}")
+                    finally:
+                        os.close(fd)
+                    os.replace(temporary, target)
+                except BaseException:  # a full disk, say: leave no half-written file behind
+                    with contextlib.suppress(OSError):
+                        os.unlink(temporary)
+                    raise
                 written.append(target)
             if written:
                 _flush(self._blobs, written, folders)
@@ -122,10 +131,30 @@ class LocalBackend:
             if not os.path.isdir(folder):
                 continue
             for name in sorted(os.listdir(folder)):
+                if name.startswith(TEMPORARY_PREFIX):
+                    continue  # a small blob being written (or left by a crash: clear_temporaries)
                 try:
                     yield Digest(algorithm, name)
                 except InvalidArgumentError:
                     log.warning("ignoring stray file %s in %s", name, folder)
+
+    def clear_temporaries(self) -> int:
+        """Remove small-blob files a crash left before their rename; returns the count.
+
+        Only safe while nothing writes small blobs: at start-up, under the data
+        directory's lock.
+        """
+        removed = 0
+        for algorithm in sorted(ALGORITHMS):
+            folder = os.path.join(self._blobs, algorithm)
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                if name.startswith(TEMPORARY_PREFIX):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(folder, name))
+                        removed += 1
+        return removed
 
     def iter_blob_stats(self) -> Iterator[BlobStat]:
         for digest in self.iter_blobs():

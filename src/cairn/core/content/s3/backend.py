@@ -252,6 +252,9 @@ class S3Backend:
     def ingest_keys(self) -> set[str]:
         return self._uploads.keys()
 
+    def clear_temporaries(self) -> int:
+        return 0  # a PutObject is whole or absent: S3 leaves no partial blob behind
+
     def close(self) -> None:
         """Store the tails of ingests still open (a writer whose client just went away may not
         have got to it before shutdown), then stop the upload threads."""
