@@ -13,23 +13,23 @@ import sys
 
 from _harness import main
 
-if True:  # imported before atheris.instrument_all() runs in main()
-    from cairn.core.errors import InvalidArgumentError
-    from cairn.warg.crypto import PrivateKey
-    from cairn.warg.hashes import AnyHash
-    from cairn.warg.records import (
-        Envelope,
-        OperatorDefineNamespace,
-        OperatorInit,
-        OperatorRecord,
-        PackageInit,
-        PackageRecord,
-        PackageRelease,
-        PackageYank,
-        RecordTime,
-    )
-    from cairn.warg.semver import Version
-    from cairn.warg.validation import OperatorLogState, PackageLogState
+# Instrumented for coverage by _harness.main() once loaded.
+from cairn.core.errors import InvalidArgumentError
+from cairn.warg.crypto import PrivateKey
+from cairn.warg.hashes import AnyHash
+from cairn.warg.records import (
+    Envelope,
+    OperatorDefineNamespace,
+    OperatorInit,
+    OperatorRecord,
+    PackageInit,
+    PackageRecord,
+    PackageRelease,
+    PackageYank,
+    RecordTime,
+)
+from cairn.warg.semver import Version
+from cairn.warg.validation import OperatorLogState, PackageLogState
 
 _KEY = PrivateKey.generate()
 _PACKAGE = PackageRecord(None, 0, RecordTime(1_700_000_000, 5), (

@@ -808,3 +808,16 @@ def test_offline_tokens_and_the_oauth2_form(server: Server) -> None:
 def test_key_file_is_private_on_disk(server: Server, tmp_path: Path) -> None:
     mode = os.stat(tmp_path / "token.key").st_mode
     assert stat.S_IMODE(mode) == 0o600
+
+
+@pytest.mark.parametrize(
+    "text", ["repository:a/b:pull\n", "repository\n:a:pull", "repository:a:pu\nll"]
+)
+def test_scope_with_a_newline_is_refused(text: str) -> None:
+    """``$`` would match before a final newline; the grammar's checks must take the whole text."""
+    from cairn.core.auth import parse_scope
+    from cairn.core.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError):
+        parse_scope(text)
+

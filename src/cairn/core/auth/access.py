@@ -52,8 +52,8 @@ ACTIONS = frozenset({"pull", "push", "delete", "*"})
 #: In a rule's ``users``: any authenticated user (not anonymous callers).
 ANY_USER = "*"
 
-_TYPE = re.compile(r"^([a-z0-9]+)(?:\(([a-z0-9]+)\))?$")
-_ACTION = re.compile(r"^(?:[a-z]+|\*)$")
+_TYPE = re.compile(r"^([a-z0-9]+)(?:\(([a-z0-9]+)\))?\Z")
+_ACTION = re.compile(r"^(?:[a-z]+|\*)\Z")
 
 
 @dataclass(frozen=True, slots=True)

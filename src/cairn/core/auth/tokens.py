@@ -56,7 +56,7 @@ _REQUIRED = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti"]
 
 
 #: What a JWT looks like (three base64url parts, a JSON header): tells a token from a password.
-JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
+JWT_SHAPE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\Z")
 
 
 @dataclass(frozen=True, slots=True)

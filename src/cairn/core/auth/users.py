@@ -35,7 +35,7 @@ ANONYMOUS = "anonymous"
 MAX_PASSWORD_BYTES = 72
 
 _BCRYPT = re.compile(rb"^\$2[aby]\$(\d\d)\$[./A-Za-z0-9]{53}$")
-_USERNAME = re.compile(r"^[^\s:]+$")
+_USERNAME = re.compile(r"^[^\s:]+\Z")
 _CACHE_SIZE = 1024
 
 

@@ -39,7 +39,7 @@ _MANIFEST_KNOWN = frozenset(
 _INDEX_KNOWN = frozenset(
     {"schemaVersion", "mediaType", "artifactType", "manifests", "subject", "annotations"}
 )
-# A JSON escape of a UTF-16 surrogate: only where one occurs can a decoded string hold a lone one.
+# A JSON escape of a UTF-16 surrogate: in ASCII text, only where one occurs can a string hold a lone one.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
@@ -212,7 +212,8 @@ def parse_manifest(data: bytes, content_type: str | None = None) -> ImageManifes
         raise InvalidArgumentError(f"manifest: not valid JSON ({exc.__class__.__name__})") from exc
     if not isinstance(obj, dict):
         raise InvalidArgumentError("manifest: must be a JSON object")
-    if _SURROGATE_ESCAPE.search(raw) and _has_lone_surrogate(obj):
+    # json.loads decodes bytes with "surrogatepass", so encoded surrogates get in as well as escaped ones.
+    if (not raw.isascii() or _SURROGATE_ESCAPE.search(raw)) and _has_lone_surrogate(obj):
         # Not text: no catalog (SQLite, PostgreSQL) can store it, and no other registry would
         # read the same string (Go's decoder turns it into U+FFFD).
         raise InvalidArgumentError("manifest: a string holds a lone UTF-16 surrogate escape")
