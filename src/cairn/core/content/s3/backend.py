@@ -155,19 +155,7 @@ class S3Backend:
         return target
 
     def iter_blobs(self) -> Iterator[Digest]:
-        paginator = self._client.get_paginator("list_objects_v2")
-        for algorithm in sorted(ALGORITHMS):
-            prefix = self.location.key("blobs", algorithm) + "/"
-            try:
-                for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
-                    for item in page.get("Contents", []):
-                        name = str(item["Key"])[len(prefix) :]
-                        try:
-                            yield Digest(algorithm, name)
-                        except InvalidArgumentError:
-                            log.warning("ignoring stray object %s%s", prefix, name)
-            except S3_ERRORS as exc:
-                raise translate(exc, self.location, "listing blobs") from exc
+        return (stat.digest for stat in self.iter_blob_stats())
 
     def iter_blob_stats(self) -> Iterator[BlobStat]:
         paginator = self._client.get_paginator("list_objects_v2")
@@ -176,9 +164,11 @@ class S3Backend:
             try:
                 for page in paginator.paginate(Bucket=self.location.bucket, Prefix=prefix):
                     for item in page.get("Contents", []):
+                        name = str(item["Key"])[len(prefix) :]
                         try:
-                            digest = Digest(algorithm, str(item["Key"])[len(prefix) :])
+                            digest = Digest(algorithm, name)
                         except InvalidArgumentError:
+                            log.warning("ignoring stray object %s%s", prefix, name)
                             continue
                         modified = int(item["LastModified"].timestamp() * 1e9)
                         yield BlobStat(digest, int(item["Size"]), modified)
