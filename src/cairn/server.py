@@ -158,7 +158,7 @@ def serve(settings: Settings) -> None:
             unix_socket=str(socket_path),
             workers=settings.grpc_workers,
             read_chunk=settings.read_chunk_bytes,
-            verify_reads=settings.verify_reads,
+            verify_reads_max_bytes=settings.verify_reads_max_bytes,
             cpus=parse_cpus(settings.grpc_cpus),
             services=[
                 lambda server: store_grpc.add_StoreServiceServicer_to_server(StoreServicer(records, metrics), server),
@@ -281,7 +281,7 @@ async def _run_http(
     runner = web.AppRunner(
         build_http_app(
             metrics, __version__, registry, auth, warg, settings.registry_url, middlewares=middlewares,
-            verify_reads=settings.verify_reads,
+            verify_reads_max_bytes=settings.verify_reads_max_bytes,
         ),
         access_log=None,
         read_bufsize=HTTP_READ_BUFFER,

@@ -140,8 +140,9 @@ class Settings:
     image_parallel_transfers: int = 6
     #: OCI registry (e.g. another cairn) that ``cairn fsck --repair`` re-fetches corrupt or missing blobs from
     repair_peer: str = ""
-    #: hash whole-blob reads as they are served and cut them short if the digest does not match
-    verify_reads: bool = True
+    #: whole-blob reads of blobs up to this size are hashed as they are served and cut short if the
+    #: digest does not match (0: never; hashing a large blob costs about a core for as long as it streams)
+    verify_reads_max_bytes: int = 16 << 20
     #: PEM certificate chain for TLS on the HTTP and gRPC TCP listeners (with ``tls_key``)
     tls_cert: Path | None = None
     #: PEM private key of ``tls_cert``
@@ -280,8 +281,6 @@ class Settings:
                 values[name] = value if isinstance(value, Address) else parse_address(str(value), "--grpc-addr")
             elif name in ("insecure_allow_anonymous", "warg_wasm_only"):
                 values[name] = _as_bool(value, name)
-            elif name == "verify_reads":
-                values[name] = _as_bool(value, name)
             elif name in (
                 "grpc_workers",
                 "read_chunk_bytes",
@@ -315,7 +314,7 @@ class Settings:
                     raise InvalidArgumentError(f"setting {name} must be in (0, 86400], not {value}")
             elif name in ("rate_limit", "rate_burst"):
                 values[name] = _as_rate(value, name)
-            elif name in ("gc_interval_seconds", "gc_grace_seconds", "ingest_expiry_seconds"):
+            elif name in ("gc_interval_seconds", "gc_grace_seconds", "ingest_expiry_seconds", "verify_reads_max_bytes"):
                 values[name] = _as_int(value, name)
                 if values[name] < 0:
                     raise InvalidArgumentError(f"setting {name} must be 0 or positive, not {value}")

@@ -246,7 +246,7 @@ def test_whole_blob_check_verifies_and_names_the_blob(caplog: pytest.LogCaptureF
 def test_sequential_reads_continue_only_where_a_read_stopped() -> None:
     data = os.urandom(100)
     digest = Digest.of(data)
-    reads = SequentialReads(limit=2)
+    reads = SequentialReads(1 << 20, limit=2)
     first = reads.resume("ns", digest, 0)
     assert first is not None
     first.update(data[:40])

@@ -114,9 +114,10 @@ __all__ = ["serve_command"]
 )
 @click.option("--rate-burst", type=int, help="Requests a client may make at once [CAIRN_RATE_BURST; 2 x rate]")
 @click.option(
-    "--verify-reads/--no-verify-reads",
-    default=None,
-    help="Hash whole-blob reads as they are served; cut a corrupt blob's read short [CAIRN_VERIFY_READS; on]",
+    "--verify-reads-max-bytes",
+    type=int,
+    help="Hash whole-blob reads of blobs up to this size as they are served; 0 = never "
+    "[CAIRN_VERIFY_READS_MAX_BYTES; 16777216]",
 )
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), help="[CAIRN_LOG_LEVEL; info]")
 @click.option(

@@ -85,9 +85,13 @@ class WholeBlobCheck:
 
 
 class SequentialReads:
-    """Hash states of blobs read front to back in ranged calls, at most ``limit`` of them (LRU). Thread-safe."""
+    """Hash states of blobs read front to back in ranged calls, at most ``limit`` of them (LRU). Thread-safe.
 
-    def __init__(self, limit: int = 1024) -> None:
+    Only blobs of at most ``max_bytes`` are checked.
+    """
+
+    def __init__(self, max_bytes: int, limit: int = 1024) -> None:
+        self.max_bytes = max_bytes
         self._limit = limit
         self._lock = threading.Lock()
         self._states: OrderedDict[tuple[str, Digest, int], tuple[Hasher, int]] = OrderedDict()

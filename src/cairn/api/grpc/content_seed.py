@@ -43,14 +43,14 @@ class SeedContentServicer(pb_grpc.ContentServicer):
         read_chunk: int = 1 << 20,
         poll_interval: float = 0.1,
         *,
-        verify_reads: bool = True,
+        verify_reads_max_bytes: int = 16 << 20,
     ) -> None:
         self._store = store
         self._metrics = metrics
         self._stopping = stopping
         self._read_chunk = read_chunk
         self._poll = poll_interval
-        self._reads = SequentialReads() if verify_reads else None
+        self._reads = SequentialReads(verify_reads_max_bytes) if verify_reads_max_bytes > 0 else None
 
     def _namespace(self, context: grpc.ServicerContext) -> str:
         return namespace_of(context, default=DEFAULT_NAMESPACE)

@@ -39,14 +39,14 @@ class ContentServicer(pb_grpc.ContentServicer):
         metrics: Metrics,
         read_chunk: int = 1 << 20,
         *,
-        verify_reads: bool = True,
+        verify_reads_max_bytes: int = 16 << 20,
         leases: LeaseCatalog | None = None,
     ) -> None:
         self._store = store
         self._leases = leases  # for the containerd-lease header on Write
         self._metrics = metrics
         self._read_chunk = read_chunk
-        self._reads = SequentialReads() if verify_reads else None
+        self._reads = SequentialReads(verify_reads_max_bytes) if verify_reads_max_bytes > 0 else None
 
     @handles_errors
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:

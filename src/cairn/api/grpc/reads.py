@@ -5,7 +5,8 @@ the end is OUT_OF_RANGE; ``size`` <= 0, or a range past the end, reads to the
 end. Chunks are ``chunk_size`` bytes (1 MiB by default); the response offset
 is absolute (DECISIONS.md content-api 3).
 
-With ``verify`` (setting ``verify_reads``), a read from offset 0, or one that
+With ``verify`` (setting ``verify_reads_max_bytes``), a read from offset 0 of a blob
+up to that size, or one that
 continues where an earlier Read of the same blob stopped (``ctr content get``
 reads 32 KiB per call), is hashed as it goes, and the chunk that reaches the
 end of the blob is sent only if the digest matches; otherwise the call ends
@@ -43,7 +44,11 @@ def read_range(
                 f"read of {digest} at offset {offset}: past object length {total} bytes"
             )
         end = total if size <= 0 or offset + size > total else offset + size
-        check = verify.resume(namespace, digest, offset) if verify is not None and offset < total else None
+        check = (
+            verify.resume(namespace, digest, offset)
+            if verify is not None and offset < total <= verify.max_bytes
+            else None
+        )
         while offset < end:
             data = reader.read_at(offset, min(chunk_size, end - offset))
             if not data:

@@ -57,7 +57,7 @@ def build_grpc_server(
     read_chunk: int,
     cpus: frozenset[int] | None = None,
     services: Sequence[Callable[[grpc.Server], None]] = (),
-    verify_reads: bool = True,
+    verify_reads_max_bytes: int = 16 << 20,
     interceptors: Sequence[grpc.ServerInterceptor] = (),
     tls: ServerTls | None = None,
     leases: LeaseCatalog | None = None,
@@ -85,10 +85,10 @@ def build_grpc_server(
             ],
         )
         v1_grpc.add_ContentServicer_to_server(
-            ContentServicer(store, metrics, read_chunk, verify_reads=verify_reads, leases=leases), server
+            ContentServicer(store, metrics, read_chunk, verify_reads_max_bytes=verify_reads_max_bytes, leases=leases), server
         )
         seed_grpc.add_ContentServicer_to_server(
-            SeedContentServicer(store, metrics, stopping, read_chunk, verify_reads=verify_reads), server
+            SeedContentServicer(store, metrics, stopping, read_chunk, verify_reads_max_bytes=verify_reads_max_bytes), server
         )
         for add_service in services:
             add_service(server)

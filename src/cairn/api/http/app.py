@@ -54,7 +54,7 @@ def build_http_app(
     warg: WargRegistry | None = None,
     base_url: str = "",
     middlewares: Sequence[Middleware] = (),
-    verify_reads: bool = True,
+    verify_reads_max_bytes: int = 16 << 20,
 ) -> web.Application:
     """The app; ``middlewares`` run inside the request counter (so 429s are counted), e.g. rate limits."""
 
@@ -85,8 +85,8 @@ def build_http_app(
     app.router.add_get("/metrics", scrape)
     if registry is not None:
         gate = auth or HttpAuth(None)
-        add_registry_routes(app, registry, gate, verify_reads=verify_reads)
+        add_registry_routes(app, registry, gate, verify_reads_max_bytes=verify_reads_max_bytes)
         add_token_routes(app, gate)
     if warg is not None:
-        add_warg_routes(app, warg, base_url, verify_reads=verify_reads)
+        add_warg_routes(app, warg, base_url, verify_reads_max_bytes=verify_reads_max_bytes)
     return app

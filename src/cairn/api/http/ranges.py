@@ -6,8 +6,8 @@ one piece at a time through a worker thread, answering ranges the way
 FileResponse does, so the registry's and Warg's downloads behave alike
 whatever the backend.
 
-A whole-blob GET (no Range) with read verification on (setting
-``verify_reads``) is hashed as it goes and its final piece is held back until
+A whole-blob GET (no Range) with read verification on (the blob is at most
+``verify_reads_max_bytes``) is hashed as it goes and its final piece is held back until
 the digest matches; on a mismatch the connection is cut, so the client sees a
 short body, never a complete wrong one. A local file still goes out with
 ``sendfile`` (:func:`send_verified_file`): a worker thread hashes it from the

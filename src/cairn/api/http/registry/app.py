@@ -70,9 +70,9 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
 
 
 def add_registry_routes(
-    app: web.Application, registry: Registry, auth: HttpAuth, *, verify_reads: bool = True
+    app: web.Application, registry: Registry, auth: HttpAuth, *, verify_reads_max_bytes: int = 16 << 20
 ) -> None:
-    face = Face(registry, auth, verify_reads)
+    face = Face(registry, auth, verify_reads_max_bytes)
 
     async def handle(request: web.Request) -> web.StreamResponse:
         try:

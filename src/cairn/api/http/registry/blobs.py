@@ -25,7 +25,7 @@ async def get_blob(face: Face, request: web.Request, route: Route) -> web.Stream
     await face.require(request, name, "pull")
     reader = await face.run(face.registry.blobs.open, name, digest)
     headers = {"Docker-Content-Digest": str(digest), "Content-Type": "application/octet-stream"}
-    verify = digest if face.verify_reads else None
+    verify = digest if reader.size <= face.verify_reads_max_bytes else None
     try:
         if reader.path is not None:
             if verify is not None and is_whole_get(request):

@@ -27,8 +27,9 @@ T = TypeVar("T")
 class Face:
     registry: Registry
     auth: HttpAuth
-    #: check whole-blob GETs against their digest as they are sent (setting ``verify_reads``)
-    verify_reads: bool = True
+    #: check whole-blob GETs of blobs up to this size against their digest as they are sent
+    #: (setting ``verify_reads_max_bytes``; 0: never)
+    verify_reads_max_bytes: int = 16 << 20
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a blocking domain call in a worker thread (disk and catalog never block the loop)."""

@@ -49,10 +49,10 @@ LEDGER_TYPE = "application/vnd.warg.ledger.packed"
 
 
 class _Face:
-    def __init__(self, registry: WargRegistry, base_url: str, verify_reads: bool = True) -> None:
+    def __init__(self, registry: WargRegistry, base_url: str, verify_reads_max_bytes: int = 16 << 20) -> None:
         self.registry = registry
         self.base_url = base_url.rstrip("/") + "/"
-        self.verify_reads = verify_reads
+        self.verify_reads_max_bytes = verify_reads_max_bytes
 
     # -- fetch -----------------------------------------------------------------------
     async def checkpoint(self, request: web.Request) -> web.Response:
@@ -178,7 +178,7 @@ class _Face:
             reader = await asyncio.to_thread(self.registry.reader.open_content, digest)
         except CairnError:
             raise web.HTTPNotFound() from None
-        verify = Digest.parse(digest) if self.verify_reads else None
+        verify = Digest.parse(digest) if reader.size <= self.verify_reads_max_bytes else None
         if reader.path is not None:
             reader.close()
             headers = {"Content-Type": "application/octet-stream"}
@@ -298,13 +298,14 @@ async def _warg_json(request: web.Request, handler: Handler) -> web.StreamRespon
 
 
 def add_warg_routes(
-    app: web.Application, registry: WargRegistry, base_url: str, *, verify_reads: bool = True
+    app: web.Application, registry: WargRegistry, base_url: str, *, verify_reads_max_bytes: int = 16 << 20
 ) -> None:
     """Serve the Warg API under ``/v1/``; ``base_url`` is where clients reach this server.
 
-    ``verify_reads``: whole content downloads are checked against their digest as they are sent.
+    ``verify_reads_max_bytes``: whole content downloads up to this size are checked against their
+    digest as they are sent (0: never).
     """
-    face = _Face(registry, base_url, verify_reads)
+    face = _Face(registry, base_url, verify_reads_max_bytes)
     app.middlewares.append(_warg_json)
     router = app.router
     router.add_get("/v1/fetch/checkpoint", face.checkpoint)
