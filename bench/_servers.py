@@ -122,7 +122,8 @@ class Server:
         """Do GC's job for blobs the benchmark removed with ``ctr content rm``.
 
         Neither server deletes the bytes at ``rm`` (containerd's GC is held
-        off; cairn has no GC yet). Left on disk, they would make the next
+        off; cairn's runs on a schedule the benchmarks turn off or leave
+        far away). Left on disk, they would make the next
         ingest of the same bytes cheaper or dearer than a first one: containerd
         links them without receiving data when ``--expected-digest`` is given
         (content-api.md 4.10), and cairn's commit finds its target taken.
