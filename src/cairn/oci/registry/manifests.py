@@ -23,9 +23,10 @@ from dataclasses import dataclass
 
 from cairn.core.catalog.database import Transaction
 from cairn.core.catalog.registry import ManifestRow, ReferencesGoneError, RegistryCatalog, Requirements
+from cairn.core.content import RefLockedError
 from cairn.core.content.store import ContentStore
 from cairn.core.digest import Digest
-from cairn.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError, UnavailableError
+from cairn.core.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
 from cairn.oci.errors import (
     DigestInvalidError,
     ManifestBlobUnknownError,
@@ -270,7 +271,7 @@ class Manifests:
                     w.commit(len(data), digest)
             except AlreadyExistsError:
                 pass  # the same bytes are stored already
-            except UnavailableError:
+            except RefLockedError:
                 # Another request holds the ref, so it is storing these very bytes (the ref is their
                 # digest): a small write that ends in milliseconds. Pushing the same manifest twice at
                 # once is idempotent for clients, so wait for it, briefly and boundedly.
